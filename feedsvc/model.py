@@ -1,0 +1,255 @@
+"""Domain types shared by every layer: frozen dataclasses and enums, no behaviour beyond
+small properties. Named by pipeline stage: NoteFile (seen on disk) -> ParsedNote (content's
+output) -> Entry (stored and published) -> ScanReport."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from typing import Protocol
+
+
+NOTE_SUFFIXES = (".md", ".markdown")
+
+
+def is_note_path(path: str) -> bool:
+    """Notes are *.md / *.markdown files; everything else in a source is media."""
+    return path.lower().endswith(NOTE_SUFFIXES)
+
+
+class FeedFormat(enum.StrEnum):
+    RSS = "rss"
+    ATOM = "atom"
+    JSON = "json"
+
+
+class ChangeKind(enum.StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"
+    REMOVED = "removed"
+    RENAMED = "renamed"
+
+
+class Clock(Protocol):
+    """Anything that tells the current time (timezone-aware, UTC)."""
+
+    def __call__(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    name: str
+    root: Path
+    default_category: str | None = None
+    max_file_bytes: int = 5 * 1024 * 1024
+    pull: Literal["git"] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Category:
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoteFile:
+    """A note as seen on disk, before it is read."""
+
+    source: str
+    rel_path: str  # POSIX-style path below the source root
+    abs_path: Path
+    size: int
+    mtime_ns: int
+
+    @property
+    def stem(self) -> str:
+        name = self.rel_path.rsplit("/", 1)[-1]
+        return name.rsplit(".", 1)[0] if "." in name else name
+
+    @property
+    def top_folder(self) -> str | None:
+        parts = self.rel_path.split("/")
+        return parts[0] if len(parts) > 1 else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoteHeader:
+    """What the front matter and first heading say; enough to plan without rendering."""
+
+    title: str
+    category_name: str | None  # from front matter only; folder rules are applied by scan
+    published: datetime | None
+    updated: datetime | None
+    note_id: str | None
+    is_draft: bool
+    tags: tuple[str, ...]
+    summary: str | None
+    author: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedNote:
+    """content's output for one note: header plus rendered body."""
+
+    header: NoteHeader
+    html: str
+    excerpt: str
+    content_hash: str  # hash of title + body: a change moves `updated`
+    links: tuple[str, ...]  # normalised targets of wikilinks / relative note links
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """A note as stored and published."""
+
+    id: str
+    source: str
+    rel_path: str
+    category: Category
+    slug: str
+    title: str
+    published: datetime
+    updated: datetime
+    html: str
+    excerpt: str
+    content_hash: str
+    tags: tuple[str, ...] = ()
+    author: str | None = None
+    is_draft: bool = False
+
+    def is_due(self, now: datetime) -> bool:
+        return self.published <= now
+
+    @property
+    def sort_key(self) -> tuple[float, float, str]:
+        """The one order used everywhere: newest published, then newest updated, then id."""
+        return (-self.published.timestamp(), -self.updated.timestamp(), self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tombstone:
+    """An entry deleted from a feed, announced with RFC 6721 for a while."""
+
+    id: str
+    category: Category
+    title: str
+    link: str
+    deleted: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    source: str
+    path: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.path}" if self.path else self.source
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedState:
+    """Validators of one category's feed, kept in the store so they survive restarts."""
+
+    slug: str
+    signature: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanReport:
+    started: datetime
+    finished: datetime
+    reason: str
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    renamed: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    source_errors: tuple[Problem, ...] = ()  # sources whose changes were not applied
+    unchanged: int = 0
+    applied: bool = True
+    changed_feeds: tuple[str, ...] = field(default=())  # category slugs whose feed changed
+
+    @property
+    def is_ok(self) -> bool:
+        return not self.problems and not self.source_errors
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat(),
+            "reason": self.reason,
+            "added": list(self.added),
+            "updated": list(self.updated),
+            "removed": list(self.removed),
+            "renamed": list(self.renamed),
+            "unchanged": self.unchanged,
+            "problems": [
+                {"source": p.source, "path": p.path, "reason": p.reason} for p in self.problems
+            ],
+            "source_errors": [
+                {"source": p.source, "path": p.path, "reason": p.reason}
+                for p in self.source_errors
+            ],
+            "applied": self.applied,
+            "changed_feeds": list(self.changed_feeds),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredNote:
+    """What the store remembers of one note file from the previous scan."""
+
+    source: str
+    rel_path: str
+    size: int
+    mtime_ns: int
+    file_hash: str
+    problem: str | None
+    entry_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntryRef:
+    """Where an entry lives: enough to link to it and to plan changes."""
+
+    id: str
+    source: str
+    rel_path: str
+    category_slug: str
+    slug: str
+    content_hash: str
+    published: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntryChange:
+    """An entry to insert or replace, with the link keys its body refers to."""
+
+    entry: Entry
+    links: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Changeset:
+    """Everything one scan writes, applied by the store in one transaction."""
+
+    now: datetime
+    upsert_notes: tuple[StoredNote, ...] = ()
+    delete_notes: tuple[tuple[str, str], ...] = ()  # (source, rel_path)
+    upsert_entries: tuple[EntryChange, ...] = ()
+    delete_entries: tuple[str, ...] = ()
+    first_seen: tuple[tuple[str, datetime], ...] = ()
+    report: ScanReport | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.upsert_notes or self.delete_notes or self.upsert_entries
+                    or self.delete_entries or self.first_seen)

@@ -1,0 +1,117 @@
+"""Feeds as served: rendered once per change and cached with their compressed forms.
+
+The cache is checked against the store's revision (one cheap query); when the revision moves,
+a feed is re-rendered only if its own signature changed, so one category's change leaves the
+other feeds' bytes and validators untouched. Shared by the web app and `feedsvc export`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import threading
+from dataclasses import dataclass
+
+from feedsvc.config import Config
+from feedsvc.errors import CategoryNotFoundError
+from feedsvc.feeds import FeedInfo
+from feedsvc.feeds import RenderedFeed
+from feedsvc.feeds import render_feed
+from feedsvc.feeds import render_opml
+from feedsvc.model import Category
+from feedsvc.model import Clock
+from feedsvc.model import FeedFormat
+from feedsvc.store import ALL
+from feedsvc.store import Store
+from feedsvc.urls import Urls
+
+try:
+    import brotli
+except ImportError:  # brotli is optional: gzip alone is fine
+    brotli = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServedFeed:
+    """A rendered feed plus its compressed variants, made once per change."""
+
+    rendered: RenderedFeed
+    gzip: bytes
+    br: bytes | None
+    revision: int
+    signature: str
+
+
+class Publisher:
+    """Renders and caches feeds; thread-safe."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.urls = Urls(config.site.base_url)
+        self._cache: dict[tuple[str, FeedFormat], ServedFeed] = {}
+        self._lock = threading.Lock()
+        self.renders = 0
+
+    def feed(self, slug: str, fmt: FeedFormat) -> ServedFeed:
+        revision = self.store.revision()
+        key = (slug, fmt)
+        cached = self._cache.get(key)
+        if cached is not None and cached.revision == revision:
+            return cached
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached.revision == revision:
+                return cached
+            state = self.store.feed_state(slug)
+            if state is None:
+                raise CategoryNotFoundError(slug)
+            if cached is not None and cached.signature == state.signature:
+                served = ServedFeed(cached.rendered, cached.gzip, cached.br, revision,
+                                    cached.signature)
+            else:
+                served = self._render(slug, fmt, state.last_modified, revision, state.signature)
+            self._cache[key] = served
+            return served
+
+    def _render(self, slug: str, fmt: FeedFormat, last_modified: dt.datetime, revision: int,
+                signature: str) -> ServedFeed:
+        now = self.clock()
+        entries = self.store.latest_entries(slug, now)
+        tombstones = self.store.tombstones(slug, now) if fmt is FeedFormat.ATOM else []
+        rendered = render_feed(fmt, self.feed_info(slug, last_modified, entries_category=(
+            entries[0].category if entries else None)), entries, tombstones, self.urls)
+        self.renders += 1
+        compressed = gzip.compress(rendered.body, compresslevel=6, mtime=0)
+        br = brotli.compress(rendered.body, quality=9) if brotli is not None else None
+        return ServedFeed(rendered, compressed, br, revision, signature)
+
+    def feed_info(self, slug: str, last_modified: dt.datetime,
+                  entries_category: Category | None = None) -> FeedInfo:
+        site = self.config.site
+        if slug == ALL:
+            title = site.title
+        else:
+            name = entries_category.name if entries_category else self.category_name(slug)
+            title = f"{site.title} · {name}"
+        poll = self.config.scheduler.poll_seconds
+        return FeedInfo(slug=slug, title=title, description=site.description,
+                        language=site.language, author=site.author,
+                        last_modified=last_modified, hubs=self.config.websub.hubs,
+                        ttl_minutes=max(1, (poll + 59) // 60) if poll else 60)
+
+    def category_name(self, slug: str) -> str:
+        for category, _ in self.store.categories(self.clock()):
+            if category.slug == slug:
+                return category.name
+        return slug
+
+    def opml(self) -> bytes:
+        now = self.clock()
+        categories = [c for c, _ in self.store.categories(now)]
+        state = self.store.feed_state(ALL)
+        modified = state.last_modified if state else now.replace(microsecond=0)
+        return render_opml(self.config.site.title, categories, self.urls, modified)
+
+    def feed_slugs(self) -> list[str]:
+        return [ALL] + [c.slug for c, _ in self.store.categories(self.clock())]

@@ -1,0 +1,157 @@
+"""Walk source roots into snapshots of note files (path, size, mtime) and read them safely.
+
+Knows nothing of Markdown. A missing or unreadable root raises SourceUnavailableError; a
+folder that cannot be listed is reported and its notes are marked as "not seen" (so the scan
+keeps them rather than deleting them); symlinks are followed only inside the source."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from feedsvc.errors import NoteReadError
+from feedsvc.errors import NoteTooLargeError
+from feedsvc.errors import SourceUnavailableError
+from feedsvc.model import NoteFile
+from feedsvc.model import Problem
+from feedsvc.model import Source
+from feedsvc.model import is_note_path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one walk of a source root saw."""
+
+    source: str
+    notes: tuple[NoteFile, ...]
+    media: tuple[str, ...]  # rel paths of other files (images, PDFs)
+    problems: tuple[Problem, ...]
+    unlisted: tuple[str, ...]  # folders that could not be listed: their notes count as unseen
+
+    def is_unseen(self, rel_path: str) -> bool:
+        return any(rel_path.startswith(prefix + "/") or not prefix for prefix in self.unlisted)
+
+
+def snapshot_source(source: Source) -> Snapshot:
+    """List every note and media file below the source root."""
+    root = source.root
+    try:
+        root_stat = os.stat(root)
+    except OSError as e:
+        raise SourceUnavailableError(source.name, f"source root {root} is missing or unreadable: "
+                                     f"{e.strerror}") from None
+    if not stat.S_ISDIR(root_stat.st_mode):
+        raise SourceUnavailableError(source.name, f"source root {root} is not a folder")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise SourceUnavailableError(source.name, f"source root {root} is not readable")
+    real_root = os.path.realpath(root)
+    notes: list[NoteFile] = []
+    media: list[str] = []
+    problems: list[Problem] = []
+    unlisted: list[str] = []
+    visited = {(root_stat.st_dev, root_stat.st_ino)}
+    for item in _walk(source, str(root), "", real_root, visited, problems, unlisted):
+        if isinstance(item, NoteFile):
+            notes.append(item)
+        else:
+            media.append(item)
+    notes.sort(key=lambda n: n.rel_path)
+    return Snapshot(source=source.name, notes=tuple(notes), media=tuple(sorted(media)),
+                    problems=tuple(problems), unlisted=tuple(unlisted))
+
+
+def _walk(source: Source, folder: str, rel_folder: str, real_root: str,
+          visited: set[tuple[int, int]], problems: list[Problem],
+          unlisted: list[str]) -> Iterator[NoteFile | str]:
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError as e:
+        problems.append(Problem(source=source.name, path=rel_folder or None,
+                                reason=f"folder cannot be listed: {e.strerror}"))
+        unlisted.append(rel_folder)
+        return
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue  # .git, .obsidian, editor swap files
+        rel = f"{rel_folder}/{name}" if rel_folder else name
+        try:
+            is_link = entry.is_symlink()
+            st = entry.stat(follow_symlinks=True)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                problems.append(Problem(source=source.name, path=rel, reason="symlink loop"))
+            elif is_link:
+                problems.append(Problem(source=source.name, path=rel,
+                                        reason="broken symlink (target missing)"))
+            # else: vanished between listing and stat -- it is simply gone
+            continue
+        if is_link and not _inside(os.path.realpath(entry.path), real_root):
+            problems.append(Problem(source=source.name, path=rel,
+                                    reason="symlink points outside the source"))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in visited:
+                problems.append(Problem(source=source.name, path=rel,
+                                        reason="symlink loop (folder already visited)"))
+                continue
+            visited.add(key)
+            yield from _walk(source, entry.path, rel, real_root, visited, problems, unlisted)
+        elif stat.S_ISREG(st.st_mode):
+            if is_note_path(name):
+                yield NoteFile(source=source.name, rel_path=rel, abs_path=Path(entry.path),
+                               size=st.st_size, mtime_ns=st.st_mtime_ns)
+            else:
+                yield rel
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def read_note_bytes(note: NoteFile, max_bytes: int) -> bytes:
+    """Read a note, refusing files over the limit; OSError becomes NoteReadError."""
+    if note.size > max_bytes:
+        raise NoteTooLargeError(note.source, note.rel_path,
+                                f"file is {note.size} bytes, over max_file_bytes={max_bytes}")
+    try:
+        with open(note.abs_path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise NoteReadError(note.source, note.rel_path, "file vanished during the scan") from None
+    except PermissionError:
+        raise NoteReadError(note.source, note.rel_path, "permission denied") from None
+    except OSError as e:
+        raise NoteReadError(note.source, note.rel_path, f"cannot read: {e.strerror}") from None
+    if len(data) > max_bytes:
+        raise NoteTooLargeError(note.source, note.rel_path,
+                                f"file grew over max_file_bytes={max_bytes}")
+    return data
+
+
+def resolve_media_path(source: Source, rel_path: str) -> Path | None:
+    """The file for /media/<source>/<rel_path>, or None if it is outside the source, hidden,
+    a note, missing, or reached through a symlink leading out of the source."""
+    if not rel_path or "\\" in rel_path or "\x00" in rel_path or rel_path.startswith("/"):
+        return None
+    parts = rel_path.split("/")
+    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        return None
+    candidate = source.root.joinpath(*parts)
+    try:
+        real = os.path.realpath(candidate)
+        real_root = os.path.realpath(source.root)
+    except OSError:
+        return None
+    if not _inside(real, real_root) or not os.path.isfile(real):
+        return None
+    return Path(real)

@@ -1,0 +1,110 @@
+"""Read queries over entries: latest per category, the updates pages, one entry, counts.
+Every list uses the one order of DESIGN.md: published desc, updated desc, id."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import Row
+from sqlalchemy import Select
+from sqlalchemy import func
+from sqlalchemy import select
+
+from feedsvc.model import Category
+from feedsvc.model import Entry
+from feedsvc.model import EntryRef
+from feedsvc.store.schema import entries
+
+ALL = "all"
+ORDER = (entries.c.published.desc(), entries.c.updated.desc(), entries.c.id)
+_FULL = (entries,)
+_REF_COLUMNS = (entries.c.id, entries.c.source, entries.c.rel_path, entries.c.category_slug,
+                entries.c.slug, entries.c.content_hash, entries.c.published, entries.c.updated)
+
+
+def row_to_entry(row: Row[Any]) -> Entry:
+    m = row._mapping
+    return Entry(
+        id=m["id"], source=m["source"], rel_path=m["rel_path"],
+        category=Category(name=m["category_name"], slug=m["category_slug"]),
+        slug=m["slug"], title=m["title"], published=m["published"], updated=m["updated"],
+        html=m["html"], excerpt=m["excerpt"], content_hash=m["content_hash"],
+        tags=tuple(json.loads(m["tags"] or "[]")), author=m["author"],
+    )
+
+
+def row_to_ref(row: Row[Any]) -> EntryRef:
+    m = row._mapping
+    return EntryRef(id=m["id"], source=m["source"], rel_path=m["rel_path"],
+                    category_slug=m["category_slug"], slug=m["slug"],
+                    content_hash=m["content_hash"], published=m["published"],
+                    updated=m["updated"])
+
+
+def _visible(query: Select[Any], now: dt.datetime, category_slug: str | None) -> Select[Any]:
+    query = query.where(entries.c.published <= now)
+    if category_slug and category_slug != ALL:
+        query = query.where(entries.c.category_slug == category_slug)
+    return query
+
+
+def latest_entries(conn: Connection, category_slug: str | None, limit: int,
+                   now: dt.datetime) -> list[Entry]:
+    query = _visible(select(entries), now, category_slug).order_by(*ORDER).limit(limit)
+    return [row_to_entry(r) for r in conn.execute(query)]
+
+
+def updates_page(conn: Connection, *, category_slug: str | None, since: dt.datetime | None,
+                 offset: int, limit: int, now: dt.datetime) -> tuple[list[Entry], int]:
+    base = _visible(select(entries), now, category_slug)
+    count = _visible(select(func.count()).select_from(entries), now, category_slug)
+    if since is not None:
+        base = base.where(entries.c.published >= since)
+        count = count.where(entries.c.published >= since)
+    total = conn.execute(count).scalar_one()
+    rows = conn.execute(base.order_by(*ORDER).offset(offset).limit(limit))
+    return [row_to_entry(r) for r in rows], int(total)
+
+
+def entry_by_slug(conn: Connection, category_slug: str, slug: str,
+                  now: dt.datetime) -> Entry | None:
+    query = _visible(select(entries), now, category_slug).where(entries.c.slug == slug)
+    row = conn.execute(query).first()
+    return row_to_entry(row) if row is not None else None
+
+
+def category_counts(conn: Connection, now: dt.datetime) -> list[tuple[Category, int]]:
+    query = (select(entries.c.category_slug, func.min(entries.c.category_name), func.count())
+             .where(entries.c.published <= now)
+             .group_by(entries.c.category_slug)
+             .order_by(entries.c.category_slug))
+    return [(Category(name=name, slug=slug), int(n)) for slug, name, n in conn.execute(query)]
+
+
+def all_category_slugs(conn: Connection) -> list[str]:
+    return list(conn.execute(select(entries.c.category_slug).distinct()).scalars())
+
+
+def entry_refs(conn: Connection, source: str | None = None) -> list[EntryRef]:
+    query = select(*_REF_COLUMNS)
+    if source is not None:
+        query = query.where(entries.c.source == source)
+    return [row_to_ref(r) for r in conn.execute(query)]
+
+
+def entries_by_ids(conn: Connection, ids: Sequence[str]) -> list[Entry]:
+    out: list[Entry] = []
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start:start + 500])
+        out.extend(row_to_entry(r) for r in conn.execute(select(entries).where(entries.c.id.in_(chunk))))
+    return out
+
+
+def next_due(conn: Connection, now: dt.datetime) -> dt.datetime | None:
+    value: dt.datetime | None = conn.execute(
+        select(func.min(entries.c.published)).where(entries.c.published > now)).scalar_one()
+    return value

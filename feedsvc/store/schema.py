@@ -1,0 +1,119 @@
+"""Tables of the store (SQLAlchemy Core). Private to feedsvc.store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import BigInteger
+from sqlalchemy import Column
+from sqlalchemy import DateTime
+from sqlalchemy import Dialect
+from sqlalchemy import Index
+from sqlalchemy import MetaData
+from sqlalchemy import String
+from sqlalchemy import Table
+from sqlalchemy import Text
+from sqlalchemy import TypeDecorator
+from sqlalchemy import UniqueConstraint
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stored as naive UTC (portable across SQLite and PostgreSQL), returned aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc)
+
+
+metadata = MetaData()
+
+notes = Table(
+    "notes", metadata,
+    Column("source", String(200), primary_key=True),
+    Column("rel_path", String(1000), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("file_hash", String(64), nullable=False),
+    Column("problem", Text),
+    Column("entry_id", String(1000)),
+)
+
+entries = Table(
+    "entries", metadata,
+    Column("id", String(1000), primary_key=True),
+    Column("source", String(200), nullable=False),
+    Column("rel_path", String(1000), nullable=False),
+    Column("category_name", String(300), nullable=False),
+    Column("category_slug", String(300), nullable=False),
+    Column("slug", String(300), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("published", UTCDateTime, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("excerpt", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("author", Text),
+    UniqueConstraint("category_slug", "slug", name="uq_entries_category_slug"),
+)
+Index("ix_entries_order", entries.c.published.desc(), entries.c.updated.desc(), entries.c.id)
+Index("ix_entries_category_order", entries.c.category_slug, entries.c.published.desc(),
+      entries.c.updated.desc(), entries.c.id)
+Index("ix_entries_source_path", entries.c.source, entries.c.rel_path)
+
+links = Table(
+    "links", metadata,
+    Column("entry_id", String(1000), primary_key=True),
+    Column("target", String(1100), primary_key=True),
+)
+Index("ix_links_target", links.c.target)
+
+first_seen = Table(
+    "first_seen", metadata,
+    Column("entry_id", String(1000), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
+tombstones = Table(
+    "tombstones", metadata,
+    Column("entry_id", String(1000), primary_key=True),
+    Column("category_slug", String(300), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("entry_path", Text, nullable=False),  # "<category-slug>/<slug>"
+    Column("deleted", UTCDateTime, nullable=False),
+)
+
+feed_states = Table(
+    "feed_states", metadata,
+    Column("slug", String(300), primary_key=True),
+    Column("signature", String(64), nullable=False),
+    Column("last_modified", UTCDateTime, nullable=False),
+)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+locks = Table(
+    "locks", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires", UTCDateTime, nullable=False),
+)
+
+__all__ = ["metadata", "notes", "entries", "links", "first_seen", "tombstones", "feed_states",
+           "meta", "locks"]

@@ -1,0 +1,65 @@
+"""Absolute URLs, all built from site.base_url and never from a request's Host header;
+entry identities as tag: URIs (RFC 4151). Used by feeds, pages and content rendering."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+from feedsvc.model import FeedFormat
+
+# RFC 3986 unreserved + sub-delims + ':' '@' '/' stay readable; everything else is encoded.
+_SAFE_IN_PATH = "/:@!$&'()*+,;=-._~"
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S")
+TAG_DATE = "2024"
+
+
+class Urls:
+    """Builds every absolute URL of the site from one base URL."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/") + "/"
+        self.authority = urlsplit(self.base).hostname or "localhost"
+
+    def path(self, *segments: str) -> str:
+        return self.base + "/".join(quote(s, safe="") for s in segments)
+
+    def home(self) -> str:
+        return self.base
+
+    def entry(self, category_slug: str, slug: str) -> str:
+        return self.path("entries", category_slug, slug)
+
+    def category(self, category_slug: str) -> str:
+        return self.updates(category=category_slug)
+
+    def feed(self, slug: str, fmt: FeedFormat) -> str:
+        return self.path("feeds", f"{slug}.{fmt.value}")
+
+    def opml(self) -> str:
+        return self.path("feeds.opml")
+
+    def updates(self, *, page: int = 1, category: str | None = None, since: str | None = None,
+                json: bool = False) -> str:
+        params: dict[str, str] = {}
+        if category:
+            params["category"] = category
+        if since:
+            params["since"] = since
+        if page != 1:
+            params["page"] = str(page)
+        url = self.base + ("updates.json" if json else "updates")
+        return f"{url}?{urlencode(params)}" if params else url
+
+    def media(self, source: str, rel_path: str) -> str:
+        return self.base + "media/" + quote(source, safe="") + "/" + quote(rel_path, safe="/")
+
+    def tag_uri(self, entry_id: str) -> str:
+        """A stable, valid URI for an entry id: a URI id is kept (encoded), anything else
+        becomes tag:<host>,2024:<id> with spaces and non-ASCII percent-encoded."""
+        if _URI_SCHEME.match(entry_id):
+            scheme, rest = entry_id.split(":", 1)
+            return f"{scheme}:{quote(rest, safe=_SAFE_IN_PATH + '#?%')}"
+        return f"tag:{self.authority},{TAG_DATE}:{quote(entry_id, safe=_SAFE_IN_PATH)}"

@@ -1,0 +1,45 @@
+"""Feed endpoints: /feeds/<slug>.rss|.atom|.json and /feeds.opml."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import request
+
+from feedsvc.errors import NotFoundError
+from feedsvc.feeds import OPML_MEDIA_TYPE
+from feedsvc.feeds import etag_for
+from feedsvc.model import FeedFormat
+from feedsvc.store import ALL
+from feedsvc.web.caching import cached_response
+from feedsvc.web.ext import get_services
+
+bp = Blueprint("feeds", __name__)
+
+
+@bp.route("/feeds/<slug>.<ext>", methods=["GET", "HEAD"])
+def feed(slug: str, ext: str) -> Response:
+    try:
+        fmt = FeedFormat(ext)
+    except ValueError:
+        raise NotFoundError(f"no feed format {ext!r}; use rss, atom or json") from None
+    services = get_services()
+    served = services.publisher.feed(slug, fmt)
+    links = [f'<{services.urls.feed(slug, fmt)}>; rel="self"']
+    links += [f'<{hub}>; rel="hub"' for hub in services.config.websub.hubs]
+    return cached_response(
+        request, body=served.rendered.body, media_type=served.rendered.media_type,
+        etag=served.rendered.etag, last_modified=served.rendered.last_modified,
+        max_age=services.config.feeds.cache_max_age, gzip_body=served.gzip, br_body=served.br,
+        extra_headers={"Link": ", ".join(links)})
+
+
+@bp.route("/feeds.opml", methods=["GET", "HEAD"])
+def opml() -> Response:
+    services = get_services()
+    body = services.publisher.opml()
+    state = services.store.feed_state(ALL)
+    last_modified = state.last_modified if state else services.clock()
+    return cached_response(request, body=body, media_type=OPML_MEDIA_TYPE, etag=etag_for(body),
+                           last_modified=last_modified,
+                           max_age=services.config.feeds.cache_max_age)

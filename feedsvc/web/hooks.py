@@ -1,0 +1,52 @@
+"""POST /hooks/refresh: authenticate, de-duplicate deliveries, ask for a scan, answer 202."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint
+from flask import Response
+from flask import jsonify
+from flask import request
+
+from feedsvc.errors import NotFoundError
+from feedsvc.errors import PayloadTooLargeError
+from feedsvc.errors import WebhookError
+from feedsvc.webhook import MAX_BODY_BYTES
+from feedsvc.webhook import delivery_id
+from feedsvc.webhook import verify
+from feedsvc.web.ext import get_services
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("hooks", __name__)
+
+
+def _read_body() -> bytes:
+    """The raw body, refusing (413) anything over 1 MiB without reading it all."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise PayloadTooLargeError()
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError()
+    return body
+
+
+@bp.route("/hooks/refresh", methods=["POST"])
+def refresh() -> tuple[Response, int]:
+    services = get_services()
+    try:
+        body = _read_body()
+        verify(request.headers, body, secret=services.config.webhook.secret,
+               allow_unauthenticated=services.config.webhook.allow_unauthenticated)
+    except WebhookError as e:
+        logger.warning("webhook refused: remote=%s reason=%s", request.remote_addr, e.message)
+        raise
+    source = request.args.get("source") or None
+    if source is not None and source not in {s.name for s in services.config.sources}:
+        raise NotFoundError(f"no source {source!r}")
+    delivery = delivery_id(request.headers)
+    if services.deliveries.is_repeat(delivery):
+        return jsonify({"status": "duplicate", "delivery": delivery}), 202
+    status = services.scanner.request(source, reason="webhook")
+    return jsonify({"status": status, "source": source}), 202
