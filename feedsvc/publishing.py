@@ -96,7 +96,7 @@ class Publisher:
             title = f"{site.title} · {name}"
         poll = self.config.scheduler.poll_seconds
         return FeedInfo(slug=slug, title=title, description=site.description,
-                        language=site.language, author=site.author,
+                        language=site.language, author=site.author or site.title,
                         last_modified=last_modified, hubs=self.config.websub.hubs,
                         ttl_minutes=max(1, (poll + 59) // 60) if poll else 60)
 

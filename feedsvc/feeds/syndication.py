@@ -79,13 +79,17 @@ def _add_entry(fg: FeedGenerator, entry: Entry, info: FeedInfo, urls: Urls) -> N
 
 
 def _add_tombstones(body: bytes, tombstones: Sequence[Tombstone], urls: Urls) -> bytes:
-    """RFC 6721: <at:deleted-entry ref="<entry id>" when="..."> for recently deleted entries."""
+    """RFC 6721: <at:deleted-entry ref="<entry id>" when="..."> for recently deleted entries,
+    placed before the first <entry> (RFC 4287 allows extension elements only in the head)."""
     root = etree.fromstring(body)
     nsmap = dict(root.nsmap)
     nsmap["at"] = TOMBSTONE_NS
     new_root = etree.Element(root.tag, nsmap=nsmap, attrib=dict(root.attrib))
     new_root.text = root.text
-    for child in root:
+    children = list(root)
+    first_entry = next((i for i, c in enumerate(children) if c.tag == f"{{{ATOM_NS}}}entry"),
+                       len(children))
+    for child in children[:first_entry]:
         new_root.append(child)
     for stone in tombstones:
         deleted = etree.SubElement(new_root, f"{{{TOMBSTONE_NS}}}deleted-entry",
@@ -96,4 +100,6 @@ def _add_tombstones(body: bytes, tombstones: Sequence[Tombstone], urls: Urls) ->
                          href=urls.entry(category_slug, slug))
         comment = etree.SubElement(deleted, f"{{{TOMBSTONE_NS}}}comment")
         comment.text = xml_safe(f"deleted: {stone.title}")
+    for child in children[first_entry:]:
+        new_root.append(child)
     return bytes(etree.tostring(new_root, xml_declaration=True, encoding="UTF-8"))

@@ -44,6 +44,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
     if scanner is None:
         scanner = Scanner(config, store, clock=clock, on_feeds_changed=websub.notify)
     app = Flask(__name__)
+    app.url_map.merge_slashes = False  # "/media/x//etc/passwd" is refused, not redirected
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]

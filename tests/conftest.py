@@ -1,0 +1,192 @@
+"""Fixtures that build real things in tmp_path: notes on disk, a TOML config read by the
+real loader, a SQLite store file, the app, and a real HTTP server on a free port."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from werkzeug.serving import make_server
+
+from feedsvc.config import Config
+from feedsvc.config import load_config
+from feedsvc.scan import Scanner
+from feedsvc.store import Store
+from feedsvc.store import open_store
+from feedsvc.web import create_app
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+SHARED = Path(os.environ.get("FEEDSVC_SHARED_DIR", REPO.parent / "shared"))
+BASE_URL = "http://feeds.example.org/"
+
+
+class Clock:
+    """A fixed clock that tests move forward explicitly (no sleeping)."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> dt.datetime:
+        self.now += dt.timedelta(**delta)
+        return self.now
+
+
+class NotesDir:
+    """Writes notes (front matter + body) and other files below a source root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def write(self, rel: str, body: str = "正文。", *, mtime: float | None = None,
+              **front_matter: Any) -> Path:
+        text = body
+        if front_matter:
+            fm = yaml.safe_dump(front_matter, allow_unicode=True, sort_keys=False)
+            text = f"---\n{fm}---\n\n{body}"
+        return self.write_bytes(rel, text.encode("utf-8"), mtime=mtime)
+
+    def write_bytes(self, rel: str, data: bytes, *, mtime: float | None = None) -> Path:
+        path = self.path(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+        return path
+
+    def touch_forward(self, rel: str, seconds: float = 5) -> None:
+        """Move a file's mtime forward so a scan sees it as changed."""
+        st = self.path(rel).stat()
+        os.utime(self.path(rel), (st.st_atime, st.st_mtime + seconds))
+
+    def rename(self, old: str, new: str) -> None:
+        self.path(new).parent.mkdir(parents=True, exist_ok=True)
+        self.path(old).rename(self.path(new))
+
+    def remove(self, rel: str) -> None:
+        self.path(rel).unlink()
+
+
+def write_config(tmp_path: Path, notes_root: Path, *, extra: str = "",
+                 name: str = "feedsvc.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(f"""
+[site]
+title = "INCOMING TRANSMISSION"
+base_url = "{BASE_URL}"
+timezone = "Asia/Shanghai"
+author = "Test Author"
+
+[[sources]]
+name = "notes"
+path = "{notes_root.as_posix()}"
+
+[store]
+url = "sqlite:///{(tmp_path / 'feedsvc.db').as_posix()}"
+
+[webhook]
+secret = "s3cret"
+{extra}
+""", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(dt.datetime(2026, 1, 20, 12, 0, tzinfo=dt.timezone.utc))
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> NotesDir:
+    return NotesDir(tmp_path / "notes")
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, notes: NotesDir) -> Path:
+    return write_config(tmp_path, notes.root)
+
+
+@pytest.fixture
+def config(config_path: Path) -> Config:
+    return load_config(config_path, env={})
+
+
+@pytest.fixture
+def store(config: Config) -> Iterator[Store]:
+    s = open_store(config.store_url, keep_per_category=config.store.keep_per_category,
+                   tombstone_days=config.feeds.tombstone_days)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def scanner(config: Config, store: Store, clock: Clock) -> Scanner:
+    return Scanner(config, store, clock=clock)
+
+
+@pytest.fixture
+def app(config: Config, store: Store, clock: Clock, scanner: Scanner) -> Any:
+    app = create_app(config, store=store, clock=clock, scanner=scanner)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Any) -> Any:
+    return app.test_cli_runner()
+
+
+class LiveServer:
+    """A real HTTP server on a free 127.0.0.1 port; the app is attached once the port is
+    known, so its base_url (and every feed link) points at this very server."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _dispatch(self, environ: Any, start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+
+def with_base_url(config: Config, base_url: str) -> Config:
+    return dataclasses.replace(config, site=dataclasses.replace(config.site, base_url=base_url))
+
+
+@pytest.fixture
+def live_server(config: Config, store: Store) -> Iterator[LiveServer]:
+    """The real app (wall-clock time) behind a real HTTP server."""
+    server = LiveServer()
+    server.app = create_app(with_base_url(config, server.url + "/"), store=store)
+    with server:
+        yield server
+    server.app.extensions["feedsvc"].scanner.wait_idle(10)

@@ -1,0 +1,119 @@
+"""How feeds are served: per-feed validators, 304s, HEAD, compression, types, caching."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import brotli
+import pytest
+
+from feedsvc.scan import Scanner
+
+from conftest import Clock
+from conftest import NotesDir
+
+TYPES = {"rss": "application/rss+xml; charset=utf-8",
+         "atom": "application/atom+xml; charset=utf-8",
+         "json": "application/feed+json; charset=utf-8"}
+
+
+@pytest.fixture
+def two_categories(notes: NotesDir, scanner: Scanner) -> None:
+    notes.write("NLP/a.md", "a", date="2025-01-01")
+    notes.write("Python/b.md", "b", date="2025-01-02")
+    scanner.run()
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom", "json"])
+def test_headers_and_conditional_get(client: Any, two_categories: None, fmt: str) -> None:
+    first = client.get(f"/feeds/nlp.{fmt}")
+    assert first.status_code == 200
+    assert first.headers["Content-Type"] == TYPES[fmt]
+    assert first.headers["Cache-Control"] == "public, max-age=900"
+    assert first.headers["Vary"] == "Accept-Encoding"
+    assert first.headers["Last-Modified"] == "Tue, 31 Dec 2024 16:00:00 GMT"
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    for headers in ({"If-None-Match": etag}, {"If-None-Match": f"W/{etag}"},
+                    {"If-None-Match": f'"other", {etag}'}, {"If-None-Match": "*"},
+                    {"If-Modified-Since": first.headers["Last-Modified"]},
+                    {"If-Modified-Since": "Wed, 01 Jan 2025 00:00:00 GMT"}):
+        again = client.get(f"/feeds/nlp.{fmt}", headers=headers)
+        assert again.status_code == 304, headers
+        assert again.data == b""
+        assert again.headers["ETag"] == etag
+    for headers in ({"If-None-Match": '"other"'},
+                    {"If-Modified-Since": "Mon, 30 Dec 2024 00:00:00 GMT"},
+                    {"If-None-Match": '"other"', "If-Modified-Since": first.headers["Last-Modified"]}):
+        assert client.get(f"/feeds/nlp.{fmt}", headers=headers).status_code == 200, headers
+
+
+def test_head_has_headers_and_no_body(client: Any, two_categories: None) -> None:
+    get = client.get("/feeds/nlp.atom")
+    head = client.head("/feeds/nlp.atom")
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["ETag"] == get.headers["ETag"]
+    assert head.headers["Content-Length"] == str(len(get.data))
+
+
+def test_compression_is_negotiated(client: Any, two_categories: None) -> None:
+    plain = client.get("/feeds/all.atom")
+    gz = client.get("/feeds/all.atom", headers={"Accept-Encoding": "gzip"})
+    assert gz.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(gz.data) == plain.data
+    assert gz.headers["ETag"] != plain.headers["ETag"]
+    br = client.get("/feeds/all.atom", headers={"Accept-Encoding": "gzip, br"})
+    assert br.headers["Content-Encoding"] == "br"
+    assert brotli.decompress(br.data) == plain.data
+    # a validator of either representation answers 304 for both
+    assert client.get("/feeds/all.atom", headers={"Accept-Encoding": "gzip",
+                      "If-None-Match": plain.headers["ETag"]}).status_code == 304
+    assert client.get("/feeds/all.atom", headers={
+        "If-None-Match": gz.headers["ETag"]}).status_code == 304
+    assert "Content-Encoding" not in client.get(
+        "/feeds/all.atom", headers={"Accept-Encoding": "gzip;q=0"}).headers
+
+
+def test_one_category_change_leaves_others_alone(client: Any, notes: NotesDir, scanner: Scanner,
+                                                 two_categories: None, clock: Clock) -> None:
+    nlp = client.get("/feeds/nlp.atom")
+    py = client.get("/feeds/python.atom")
+    everything = client.get("/feeds/all.atom")
+    clock.advance(minutes=5)
+    notes.write("Python/c.md", "new", date="2025-01-05")
+    scanner.run()
+    assert client.get("/feeds/nlp.atom", headers={"If-None-Match": nlp.headers["ETag"]}).status_code == 304
+    assert client.get("/feeds/nlp.atom", headers={
+        "If-Modified-Since": nlp.headers["Last-Modified"]}).status_code == 304
+    changed = client.get("/feeds/python.atom", headers={"If-None-Match": py.headers["ETag"]})
+    assert changed.status_code == 200 and b"Python/c.md" in changed.data
+    assert changed.headers["Last-Modified"] == "Sat, 04 Jan 2025 16:00:00 GMT"
+    assert client.get("/feeds/all.atom", headers={
+        "If-None-Match": everything.headers["ETag"]}).status_code == 200
+
+
+def test_feeds_are_rendered_once_per_change(client: Any, app: Any, two_categories: None) -> None:
+    publisher = app.extensions["feedsvc"].publisher
+    for _ in range(5):
+        client.get("/feeds/nlp.rss")
+        client.get("/feeds/nlp.rss", headers={"Accept-Encoding": "gzip"})
+    assert publisher.renders == 1
+
+
+def test_websub_hub_links(tmp_path: Any, notes: NotesDir, clock: Clock) -> None:
+    from feedsvc.config import load_config
+    from feedsvc.web import create_app
+
+    from conftest import write_config
+    notes.write("NLP/a.md", "a", date="2025-01-01")
+    config = load_config(write_config(tmp_path, notes.root,
+                                      extra='[websub]\nhubs = ["http://127.0.0.1:9/"]\n'), env={})
+    app = create_app(config, clock=clock)
+    app.extensions["feedsvc"].scanner.run()
+    client = app.test_client()
+    response = client.get("/feeds/nlp.atom")
+    assert response.headers["Link"] == ('<http://feeds.example.org/feeds/nlp.atom>; rel="self", '
+                                        '<http://127.0.0.1:9/>; rel="hub"')
+    assert b'<link href="http://127.0.0.1:9/" rel="hub"/>' in response.data
+    assert b'"hubs":[{"type":"WebSub","url":"http://127.0.0.1:9/"}]' in client.get("/feeds/nlp.json").data
