@@ -72,6 +72,7 @@ def serve(config_path: str | None, host: str, port: int, threads: int) -> None:
     app = create_app(config, store=store)
     services = app.extensions["feedsvc"]
     scheduler = FeedScheduler(services.scanner, poll_seconds=config.scheduler.poll_seconds)
+    services.scheduler_owner = scheduler.owner
     services.scanner.request(reason="startup")
     scheduler.start()
 

@@ -96,6 +96,7 @@ class Scanner:
         self.urls = Urls(config.site.base_url)
         self.settings = content_settings(config)
         self.on_feeds_changed = on_feeds_changed
+        self.listeners: list[Callable[[ScanReport], None]] = []  # called after every applied scan
         self.scans_run = 0
         self.last_report: ScanReport | None = None
         self._run_lock = threading.Lock()
@@ -150,8 +151,12 @@ class Scanner:
             if not dry_run:
                 self.scans_run += 1
                 self.last_report = report
-        if report.changed_feeds and self.on_feeds_changed is not None and not dry_run:
+        if dry_run:
+            return report
+        if report.changed_feeds and self.on_feeds_changed is not None:
             self.on_feeds_changed(report.changed_feeds)
+        for listener in self.listeners:
+            listener(report)
         return report
 
     def publish_due(self) -> tuple[str, ...]:

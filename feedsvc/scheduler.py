@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = "scheduler"
 LEASE = dt.timedelta(seconds=30)
 HEARTBEAT_SECONDS = 10
-DUE_RECHECK_SECONDS = 300
+DUE_RECHECK_SECONDS = 60  # catches future entries added by scans in other processes
 
 
 def owner_id() -> str:
@@ -39,6 +39,7 @@ class FeedScheduler:
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
 
     def start(self) -> None:
+        self.scanner.listeners.append(self._after_scan)
         self._scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS),
                                 id="heartbeat", replace_existing=True,
                                 next_run_time=dt.datetime.now(dt.timezone.utc))
@@ -49,7 +50,14 @@ class FeedScheduler:
                                 id="publish-due-recheck", replace_existing=True)
         self._scheduler.start()
 
+    def _after_scan(self, report: object) -> None:
+        """A scan (from any trigger in this process) may have added a future-dated entry."""
+        if self.is_leader:
+            self.schedule_next_due()
+
     def shutdown(self) -> None:
+        if self._after_scan in self.scanner.listeners:
+            self.scanner.listeners.remove(self._after_scan)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         if self.is_leader:

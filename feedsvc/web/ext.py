@@ -26,6 +26,7 @@ class Services:
     deliveries: DeliveryLog
     urls: Urls
     clock: Clock
+    scheduler_owner: str | None = None  # set by `feedsvc serve` once its scheduler runs
 
 
 def get_services() -> Services:

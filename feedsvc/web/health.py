@@ -28,6 +28,7 @@ def healthz() -> Response:
                         "problems": problems})
     status = "degraded" if source_errors else "ok"
     stats = services.websub.stats
+    holder = services.store.lock_holder("scheduler", services.clock())
     response = jsonify({
         "status": status,
         "revision": services.store.revision(),
@@ -38,6 +39,10 @@ def healthz() -> Response:
             "unchanged": last["unchanged"], "problems": len(last["problems"]),
         },
         "sources": sources,
+        "scheduler": {"lease_holder": holder,
+                      "this_process": services.scheduler_owner is not None
+                      and holder == services.scheduler_owner,
+                      "last_poll": services.store.get_meta("scheduler_last_poll")},
         "websub": {"hubs": len(services.config.websub.hubs), "sent": stats.sent,
                    "failed": stats.failed, "dropped": stats.dropped,
                    "last_error": stats.last_error},
