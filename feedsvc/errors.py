@@ -68,6 +68,9 @@ class NoteError(FeedsvcError):
         self.reason = reason
         super().__init__(reason)
 
+    def __reduce__(self) -> tuple[type[NoteError], tuple[str, str, str]]:
+        return (type(self), (self.source, self.path, self.reason))  # crosses process pools
+
     def __str__(self) -> str:
         return f"{self.source}:{self.path}: {self.reason}"
 

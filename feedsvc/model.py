@@ -61,7 +61,7 @@ class NoteFile:
 
     source: str
     rel_path: str  # POSIX-style path below the source root
-    abs_path: Path
+    abs_path: str  # a plain string: building a Path per note costs more than the walk itself
     size: int
     mtime_ns: int
 

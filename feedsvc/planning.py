@@ -62,14 +62,10 @@ class SourcePlan:
 
 
 def changed_notes(snapshot_notes: tuple[NoteFile, ...],
-                  stored: Mapping[str, StoredNote]) -> list[NoteFile]:
+                  stats: Mapping[str, tuple[int, int]]) -> list[NoteFile]:
     """Notes that are new or whose size or mtime moved: only these are read."""
-    out = []
-    for note in snapshot_notes:
-        old = stored.get(note.rel_path)
-        if old is None or old.size != note.size or old.mtime_ns != note.mtime_ns:
-            out.append(note)
-    return out
+    return [note for note in snapshot_notes
+            if stats.get(note.rel_path) != (note.size, note.mtime_ns)]
 
 
 def category_for(note: NoteFile, text: NoteText, source: Source,

@@ -22,7 +22,6 @@ from dataclasses import replace
 from feedsvc.config import Config
 from feedsvc.content import ContentSettings
 from feedsvc.content import read_note
-from feedsvc.content import render_note
 from feedsvc.content.excerpt import ExcerptSettings
 from feedsvc.content.links import keys_for_note
 from feedsvc.errors import NoteError
@@ -33,6 +32,7 @@ from feedsvc.model import Entry
 from feedsvc.model import EntryChange
 from feedsvc.model import EntryRef
 from feedsvc.model import NoteFile
+from feedsvc.model import ParsedNote
 from feedsvc.model import Problem
 from feedsvc.model import ScanReport
 from feedsvc.model import Source
@@ -45,6 +45,7 @@ from feedsvc.planning import category_for
 from feedsvc.planning import changed_notes
 from feedsvc.planning import guard_deletions
 from feedsvc.planning import plan_source
+from feedsvc.rendering import render_batch
 from feedsvc.siteindex import SiteIndex
 from feedsvc.sources import Snapshot
 from feedsvc.sources import read_note_bytes
@@ -192,15 +193,20 @@ class Scanner:
                 logger.error("source not applied: source=%s reason=%s", source.name, e.message)
                 source_errors.append(Problem(source=source.name, path=None, reason=e.message))
 
-        stored = {name: self.store.load_notes(name) for name in snapshots}
-        work: dict[str, tuple[list[NoteFile], list[StoredNote]]] = {}
+        # compare against (size, mtime) only; full rows are loaded for sources that changed
+        stats = {name: self.store.note_stats(name) for name in snapshots}
+        changed_by_source: dict[str, list[NoteFile]] = {}
+        missing_paths: dict[str, list[str]] = {}
         for name, snap in snapshots.items():
             seen = {n.rel_path for n in snap.notes}
-            missing = [s for p, s in stored[name].items()
-                       if p not in seen and not snap.is_unseen(p)]
-            work[name] = (changed_notes(snap.notes, stored[name]), missing)
+            changed_by_source[name] = changed_notes(snap.notes, stats[name])
+            missing_paths[name] = [p for p in stats[name] if p not in seen and not snap.is_unseen(p)]
         unchanged = sum(len(s.notes) for s in snapshots.values()) - \
-            sum(len(c) for c, _ in work.values())
+            sum(len(c) for c in changed_by_source.values())
+        stored = {name: self.store.load_notes(name) for name in snapshots
+                  if changed_by_source[name] or missing_paths[name]}
+        work = {name: (changed_by_source[name], [stored[name][p] for p in missing_paths[name]])
+                for name in stored}
 
         problems: list[Problem] = [p for s in snapshots.values() for p in s.problems]
         changeset_parts: list[SourcePlan] = []
@@ -308,13 +314,10 @@ class Scanner:
 
         index = self._site_index(refs, plans, snapshots)
         relinked = self._relinked(plans, refs, stored, index)
-        changes: list[EntryChange] = []
-        for plan in plans:
-            for planned in plan.entries:
-                changes.append(self._render(planned, index))
-        for planned in relinked:
-            changes.append(self._render(planned, index))
-        return plans, changes
+        planned = [p for plan in plans for p in plan.entries] + relinked
+        jobs = [(p.note, p.text, self.urls.entry(p.category.slug, p.slug)) for p in planned]
+        results = render_batch(jobs, index, self.settings)
+        return plans, [self._entry_change(p, r) for p, r in zip(planned, results)]
 
     def _slug_overrides(self) -> dict[str, str]:
         return {name: c.slug for name, c in self.config.categories.items() if c.slug}
@@ -380,7 +383,7 @@ class Scanner:
                 continue
             row = stored.get(ref.source, {}).get(ref.rel_path)
             note = NoteFile(source=ref.source, rel_path=ref.rel_path,
-                            abs_path=source.root / ref.rel_path,
+                            abs_path=str(source.root / ref.rel_path),
                             size=row.size if row else 0, mtime_ns=row.mtime_ns if row else 0)
             read = self._read(source, note)
             if read.text is None:
@@ -393,16 +396,14 @@ class Scanner:
                                     kind="relinked"))
         return out
 
-    def _render(self, planned: PlannedEntry, index: SiteIndex) -> EntryChange:
-        entry_url = self.urls.entry(planned.category.slug, planned.slug)
-        try:
-            parsed = render_note(planned.note, planned.text, entry_url=entry_url,
-                                 resolver=index, settings=self.settings)
-        except NoteError as e:
-            parsed = None
-            logger.warning("note rendered as text: source=%s path=%s reason=%s",
-                           planned.note.source, planned.note.rel_path, e.reason)
+    def _entry_change(self, planned: PlannedEntry, result: ParsedNote | NoteError) -> EntryChange:
         header = planned.text.header
+        if isinstance(result, NoteError):
+            logger.warning("note rendered as text: source=%s path=%s reason=%s",
+                           planned.note.source, planned.note.rel_path, result.reason)
+            parsed = None
+        else:
+            parsed = result
         entry = Entry(
             id=planned.id, source=planned.note.source, rel_path=planned.note.rel_path,
             category=planned.category, slug=planned.slug, title=header.title,

@@ -10,7 +10,6 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,61 +56,65 @@ def snapshot_source(source: Source) -> Snapshot:
     problems: list[Problem] = []
     unlisted: list[str] = []
     visited = {(root_stat.st_dev, root_stat.st_ino)}
-    for item in _walk(source, str(root), "", real_root, visited, problems, unlisted):
-        if isinstance(item, NoteFile):
-            notes.append(item)
-        else:
-            media.append(item)
+    name = source.name
+    stack: list[tuple[str, str]] = [(str(root), "")]
+    while stack:
+        folder, rel_folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as e:
+            problems.append(Problem(source=name, path=rel_folder or None,
+                                    reason=f"folder cannot be listed: {e.strerror}"))
+            unlisted.append(rel_folder)
+            continue
+        for entry in entries:
+            entry_name = entry.name
+            if entry_name.startswith("."):
+                continue  # .git, .obsidian, editor swap files
+            rel = f"{rel_folder}/{entry_name}" if rel_folder else entry_name
+            is_note = is_note_path(entry_name)
+            try:
+                is_link = entry.is_symlink()
+                if not is_link and not is_note:
+                    # plain files and folders: d_type from the listing, no stat for media
+                    if entry.is_dir(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        if (st.st_dev, st.st_ino) not in visited:
+                            visited.add((st.st_dev, st.st_ino))
+                            stack.append((entry.path, rel))
+                    elif entry.is_file(follow_symlinks=False):
+                        media.append(rel)
+                    continue
+                st = entry.stat(follow_symlinks=True)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    problems.append(Problem(source=name, path=rel, reason="symlink loop"))
+                elif is_link:
+                    problems.append(Problem(source=name, path=rel,
+                                            reason="broken symlink (target missing)"))
+                continue  # otherwise it vanished between listing and stat: simply gone
+            if is_link and not _inside(os.path.realpath(entry.path), real_root):
+                problems.append(Problem(source=name, path=rel,
+                                        reason="symlink points outside the source"))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in visited:
+                    problems.append(Problem(source=name, path=rel,
+                                            reason="symlink loop (folder already visited)"))
+                    continue
+                visited.add(key)
+                stack.append((entry.path, rel))
+            elif stat.S_ISREG(st.st_mode):
+                if is_note:
+                    notes.append(NoteFile(source=name, rel_path=rel, abs_path=entry.path,
+                                          size=st.st_size, mtime_ns=st.st_mtime_ns))
+                else:
+                    media.append(rel)
     notes.sort(key=lambda n: n.rel_path)
     return Snapshot(source=source.name, notes=tuple(notes), media=tuple(sorted(media)),
                     problems=tuple(problems), unlisted=tuple(unlisted))
-
-
-def _walk(source: Source, folder: str, rel_folder: str, real_root: str,
-          visited: set[tuple[int, int]], problems: list[Problem],
-          unlisted: list[str]) -> Iterator[NoteFile | str]:
-    try:
-        with os.scandir(folder) as it:
-            entries = list(it)
-    except OSError as e:
-        problems.append(Problem(source=source.name, path=rel_folder or None,
-                                reason=f"folder cannot be listed: {e.strerror}"))
-        unlisted.append(rel_folder)
-        return
-    for entry in entries:
-        name = entry.name
-        if name.startswith("."):
-            continue  # .git, .obsidian, editor swap files
-        rel = f"{rel_folder}/{name}" if rel_folder else name
-        try:
-            is_link = entry.is_symlink()
-            st = entry.stat(follow_symlinks=True)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                problems.append(Problem(source=source.name, path=rel, reason="symlink loop"))
-            elif is_link:
-                problems.append(Problem(source=source.name, path=rel,
-                                        reason="broken symlink (target missing)"))
-            # else: vanished between listing and stat -- it is simply gone
-            continue
-        if is_link and not _inside(os.path.realpath(entry.path), real_root):
-            problems.append(Problem(source=source.name, path=rel,
-                                    reason="symlink points outside the source"))
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            key = (st.st_dev, st.st_ino)
-            if key in visited:
-                problems.append(Problem(source=source.name, path=rel,
-                                        reason="symlink loop (folder already visited)"))
-                continue
-            visited.add(key)
-            yield from _walk(source, entry.path, rel, real_root, visited, problems, unlisted)
-        elif stat.S_ISREG(st.st_mode):
-            if is_note_path(name):
-                yield NoteFile(source=source.name, rel_path=rel, abs_path=Path(entry.path),
-                               size=st.st_size, mtime_ns=st.st_mtime_ns)
-            else:
-                yield rel
 
 
 def _inside(path: str, root: str) -> bool:

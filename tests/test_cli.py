@@ -15,6 +15,8 @@ from conftest import NotesDir
 def run(*args: str) -> tuple[int, str]:
     """Exit code and everything printed (stdout and stderr interleaved)."""
     result = CliRunner().invoke(main, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
     return result.exit_code, result.output
 
 
@@ -27,7 +29,7 @@ def test_scan_prints_what_it_did(config_path: Path, notes: NotesDir) -> None:
     notes.write("NLP/a.md", "a", date="2025-01-01")
     notes.write_bytes("NLP/bad.md", b"---\ntitle: [x\n---\n")
     code, out = run("scan", "--config", str(config_path))
-    assert code == 0
+    assert code == 0, out
     assert "     added: 1" in out and "   skipped: 1" in out
     assert "  added: notes/NLP/a.md" in out
     assert "skipped: notes:NLP/bad.md: malformed front matter" in out

@@ -21,7 +21,7 @@ EXAMPLES = sorted((DATA / "excerpts").glob("*.md"))
 
 def excerpt_of(text: str, settings: ContentSettings | None = None, name: str = "n.md") -> str:
     settings = settings or ContentSettings()
-    note = NoteFile(source="s", rel_path=name, abs_path=Path(name), size=0, mtime_ns=0)
+    note = NoteFile(source="s", rel_path=name, abs_path=str(name), size=0, mtime_ns=0)
     parsed = render_note(note, read_note(note, text.encode(), settings),
                          entry_url="http://x/entries/c/n", resolver=NoLinks(), settings=settings)
     return parsed.excerpt

@@ -20,7 +20,7 @@ UTC = dt.timezone.utc
 
 def header(raw: bytes | str, settings: ContentSettings = SHANGHAI, name: str = "c/n.md"):
     data = raw.encode() if isinstance(raw, str) else raw
-    note = NoteFile(source="s", rel_path=name, abs_path=Path(name), size=len(data), mtime_ns=0)
+    note = NoteFile(source="s", rel_path=name, abs_path=str(name), size=len(data), mtime_ns=0)
     return read_note(note, data, settings).header
 
 

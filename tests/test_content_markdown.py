@@ -23,7 +23,7 @@ def render(body: str, rel_path: str = "Large Model/note.md", index: SiteIndex | 
            ) -> ParsedNote:
     if index is None:
         index = SiteIndex(Urls(BASE))
-    note = NoteFile(source="notes", rel_path=rel_path, abs_path=Path(rel_path), size=0, mtime_ns=0)
+    note = NoteFile(source="notes", rel_path=rel_path, abs_path=str(rel_path), size=0, mtime_ns=0)
     return parse_note(note, body.encode(), ContentSettings(),
                       entry_url=BASE + "entries/large-model/note", resolver=index)
 

@@ -143,6 +143,13 @@ class Store:
 
     # -- scan side ----------------------------------------------------------------------
 
+    def note_stats(self, source: str) -> dict[str, tuple[int, int]]:
+        """rel_path -> (size, mtime_ns): all a no-change rescan needs to compare."""
+        with self._read() as conn:
+            rows = conn.execute(select(notes.c.rel_path, notes.c.size, notes.c.mtime_ns)
+                                .where(notes.c.source == source))
+            return {path: (size, mtime) for path, size, mtime in rows}
+
     def load_notes(self, source: str) -> dict[str, StoredNote]:
         with self._read() as conn:
             rows = conn.execute(select(notes).where(notes.c.source == source))
