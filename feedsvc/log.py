@@ -15,4 +15,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     root.propagate = False  # waitress calls logging.basicConfig(); do not log twice
     logging.getLogger("waitress").setLevel(logging.WARNING)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "queue depth" under any load
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

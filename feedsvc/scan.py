@@ -98,6 +98,7 @@ class Scanner:
         self.settings = content_settings(config)
         self.on_feeds_changed = on_feeds_changed
         self.listeners: list[Callable[[ScanReport], None]] = []  # called after every applied scan
+        self.store_listeners: list[Callable[[], None]] = []  # called after any store write
         self.scans_run = 0
         self.last_report: ScanReport | None = None
         self._run_lock = threading.Lock()
@@ -154,6 +155,8 @@ class Scanner:
                 self.last_report = report
         if dry_run:
             return report
+        for notify in self.store_listeners:
+            notify()
         if report.changed_feeds and self.on_feeds_changed is not None:
             self.on_feeds_changed(report.changed_feeds)
         for listener in self.listeners:
@@ -164,6 +167,8 @@ class Scanner:
         """Refresh feeds whose future-dated entries have come due."""
         with self._run_lock:
             changed = self.store.refresh_due(self.clock())
+        for notify in self.store_listeners:
+            notify()
         if changed:
             logger.info("entries came due: feeds=%s", ",".join(changed))
             if self.on_feeds_changed is not None:

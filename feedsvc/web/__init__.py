@@ -48,8 +48,10 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    publisher = Publisher(config, store, clock)
+    scanner.store_listeners.append(publisher.invalidate)
     app.extensions["feedsvc"] = Services(
-        config=config, store=store, scanner=scanner, publisher=Publisher(config, store, clock),
+        config=config, store=store, scanner=scanner, publisher=publisher,
         websub=websub, deliveries=DeliveryLog(), urls=urls, clock=clock)
     for module in (feeds, updates, entries, media, hooks, health):
         app.register_blueprint(module.bp)
