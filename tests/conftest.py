@@ -161,13 +161,18 @@ class LiveServer:
 
     def __init__(self) -> None:
         self.app: Any = None
+        self.log: list[tuple[str, str, int]] = []  # (method, path, status) of every response
         self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _dispatch(self, environ: Any, start_response: Any) -> Any:
-        return self.app(environ, start_response)
+        def recording_start_response(status: str, headers: Any, *args: Any) -> Any:
+            self.log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
+                             int(status.split()[0])))
+            return start_response(status, headers, *args)
+        return self.app(environ, recording_start_response)
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
