@@ -194,9 +194,12 @@ def plan_source(
         if seen is None:
             seen = now
             plan.first_seen.append((entry_id, now))
+        warning = "; ".join(text.warnings) or None
+        if warning:
+            plan.problems.append(Problem(source=source.name, path=note.rel_path, reason=warning))
         plan.upsert_notes.append(StoredNote(
             source=source.name, rel_path=note.rel_path, size=note.size, mtime_ns=note.mtime_ns,
-            file_hash=read.file_hash, problem=None, entry_id=entry_id))
+            file_hash=read.file_hash, problem=warning, entry_id=entry_id))
 
         current = refs.get(entry_id)
         if header.is_draft:

@@ -170,3 +170,15 @@ def test_opml_lists_every_category_feed(client: Any, populated: NotesDir) -> Non
 def test_unknown_feed_is_404(client: Any, populated: NotesDir) -> None:
     assert client.get("/feeds/nope.atom").status_code == 404
     assert client.get("/feeds/nlp.xml").status_code == 404
+
+
+def test_rss_description_escapes_excerpt_text(notes: NotesDir, scanner: Scanner,
+                                              client: Any) -> None:
+    notes.write("NLP/code.md", "用 `<script>alert(1)</script>` 举例", title="T", date="2025-01-01")
+    scanner.run()
+    channel = etree.fromstring(client.get("/feeds/nlp.rss").data).find("channel")
+    description = channel.findtext("item/description")
+    assert description == "用 &lt;script&gt;alert(1)&lt;/script&gt; 举例"
+    atom = parse_ok(client.get("/feeds/nlp.atom").data).entries[0]
+    assert atom.summary == "用 <script>alert(1)</script> 举例"
+    assert atom.summary_detail.type == "text/plain"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import re
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ __all__ = ["ContentSettings", "NoteText", "read_note", "render_note", "parse_not
 _ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _SPACE = re.compile(r"\s+")
+_TAG = re.compile(r"<[^>]*>")
 MAX_TITLE_CHARS = 300
 
 
@@ -51,12 +53,15 @@ class NoteText:
     header: NoteHeader
     body: str
     title_from_heading: bool
+    warnings: tuple[str, ...] = ()  # published anyway, but reported (check, healthz, logs)
 
 
 def read_note(note: NoteFile, raw: bytes, settings: ContentSettings) -> NoteText:
     """Decode and read the front matter; raise a NoteError subclass naming the file."""
     src, path = note.source, note.rel_path
-    text = decode_note(raw, source=src, path=path)
+    text, removed = decode_note(raw, source=src, path=path)
+    warnings = (f"{removed} control character(s) XML forbids were removed; note published",) \
+        if removed else ()
     fm = split_front_matter(text, source=src, path=path)
     fields = fm.fields
     title = get_str(fields, "title", source=src, path=path)
@@ -81,7 +86,8 @@ def read_note(note: NoteFile, raw: bytes, settings: ContentSettings) -> NoteText
         summary=get_str(fields, "summary", source=src, path=path),
         author=get_str(fields, "author", source=src, path=path),
     )
-    return NoteText(header=header, body=fm.body, title_from_heading=from_heading)
+    return NoteText(header=header, body=fm.body, title_from_heading=from_heading,
+                    warnings=warnings)
 
 
 def render_note(note: NoteFile, text: NoteText, *, entry_url: str, resolver: LinkResolver,
@@ -97,7 +103,7 @@ def render_note(note: NoteFile, text: NoteText, *, entry_url: str, resolver: Lin
     except RecursionError:
         raise NoteError(note.source, note.rel_path, "Markdown nested too deeply to render") from None
     if text.header.summary:
-        excerpt = _SPACE.sub(" ", text.header.summary).strip()
+        excerpt = plain_summary(text.header.summary)
     return ParsedNote(
         header=text.header,
         html=html,
@@ -112,6 +118,11 @@ def parse_note(note: NoteFile, raw: bytes, settings: ContentSettings, *, entry_u
     """Both steps at once, for callers that already know the entry's URL."""
     return render_note(note, read_note(note, raw, settings), entry_url=entry_url,
                        resolver=resolver, settings=settings)
+
+
+def plain_summary(summary: str) -> str:
+    """An author-written summary as plain text: tags stripped like any excerpt's."""
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", summary))).strip()
 
 
 def content_hash(title: str, body: str) -> str:

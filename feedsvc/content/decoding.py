@@ -15,15 +15,17 @@ _CHINESE_ENCODINGS = {"gb18030", "gbk", "gb2312", "hz", "big5", "big5hkscs", "cp
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff\ue000\ue001]")
 
 
-def decode_note(raw: bytes, *, source: str, path: str) -> str:
-    """Decode a note's bytes or raise NoteEncodingError naming the file."""
+def decode_note(raw: bytes, *, source: str, path: str) -> tuple[str, int]:
+    """Decode a note's bytes or raise NoteEncodingError naming the file. Returns the text
+    without characters XML 1.0 forbids, and how many were removed."""
     if b"\x00" in raw[:8192]:
         raise NoteEncodingError(source, path, "binary file (contains NUL bytes), not a text note")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         text = _decode_detected(raw, source=source, path=path, error=e)
-    return remove_forbidden_chars(text).replace("\r\n", "\n")
+    clean, removed = _FORBIDDEN.subn("", text)
+    return clean.replace("\r\n", "\n"), removed
 
 
 def remove_forbidden_chars(text: str) -> str:

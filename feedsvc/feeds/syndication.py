@@ -4,6 +4,7 @@ first, and RFC 6721 tombstones added to Atom after feedgen is done."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 from feedgen.feed import FeedGenerator
@@ -53,11 +54,12 @@ def _feed(fmt: FeedFormat, info: FeedInfo, entries: Sequence[Entry], urls: Urls)
     fg.ttl(info.ttl_minutes)
     fg.generator("feedsvc", uri="https://example.invalid/feedsvc")
     for entry in entries:
-        _add_entry(fg, entry, info, urls)
+        _add_entry(fg, entry, info, urls, fmt)
     return fg
 
 
-def _add_entry(fg: FeedGenerator, entry: Entry, info: FeedInfo, urls: Urls) -> None:
+def _add_entry(fg: FeedGenerator, entry: Entry, info: FeedInfo, urls: Urls,
+               fmt: FeedFormat) -> None:
     fe = fg.add_entry(order="append")
     uri = urls.tag_uri(entry.id)
     fe.id(uri)
@@ -74,7 +76,10 @@ def _add_entry(fg: FeedGenerator, entry: Entry, info: FeedInfo, urls: Urls) -> N
                 scheme=urls.updates(category=entry.category.slug))
     for tag in entry.tags:
         fe.category(term=xml_safe(tag))
-    fe.summary(xml_safe(entry.excerpt) or xml_safe(entry.title))
+    summary = xml_safe(entry.excerpt) or xml_safe(entry.title)
+    # RSS <description> is read as HTML by readers: escape the plain-text excerpt for it, or
+    # text such as "<script>" in an excerpt would become markup. Atom's summary is type text.
+    fe.summary(html.escape(summary, quote=False) if fmt is FeedFormat.RSS else summary)
     fe.content(xml_safe(entry.html) or "<p></p>", type="html")
 
 
