@@ -62,6 +62,8 @@ class SchedulerConfig:
 class WebhookConfig:
     secret: str = _opt("", "shared secret for POST /hooks/refresh", secret=True)
     allow_unauthenticated: bool = _opt(False, "accept unsigned webhooks when no secret is set")
+    min_interval_seconds: float = _opt(
+        5.0, "webhook-triggered scans start at least this far apart; calls meanwhile merge")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,6 +320,7 @@ def _validate(sections: dict[str, Any], label: str) -> None:
         if value < 1:
             raise ConfigError(key, f"expected a positive integer, got {value!r}", file=label)
     non_negative = {
+        "webhook.min_interval_seconds": sections["webhook"].min_interval_seconds,
         "scheduler.poll_seconds": sections["scheduler"].poll_seconds,
         "feeds.cache_max_age": sections["feeds"].cache_max_age,
         "feeds.tombstone_days": sections["feeds"].tombstone_days,

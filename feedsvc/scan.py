@@ -105,6 +105,8 @@ class Scanner:
         self._pending_lock = threading.Lock()
         self._pending = _Pending()
         self._worker: threading.Thread | None = None
+        self.min_interval = config.webhook.min_interval_seconds
+        self._last_requested_start = -float("inf")
 
     # -- triggers -----------------------------------------------------------------------
 
@@ -121,12 +123,18 @@ class Scanner:
 
     def _drain(self) -> None:
         while True:
+            # requested scans start at least min_interval apart: a storm of webhooks merges
+            # into the scan under way plus one more, however long the storm lasts
+            wait = self._last_requested_start + self.min_interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             with self._pending_lock:
                 pending, self._pending = self._pending, _Pending()
                 if not pending:
                     self._worker = None
                     return
             names = None if pending.everything else sorted(pending.sources)
+            self._last_requested_start = time.monotonic()
             try:
                 self.run(names, reason="+".join(sorted(pending.reasons)), pull=True)
             except Exception:  # the worker must survive anything a scan throws

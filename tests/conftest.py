@@ -82,7 +82,7 @@ class NotesDir:
 
 
 def write_config(tmp_path: Path, notes_root: Path, *, extra: str = "",
-                 name: str = "feedsvc.toml") -> Path:
+                 name: str = "feedsvc.toml", min_interval: float = 0) -> Path:
     path = tmp_path / name
     path.write_text(f"""
 [site]
@@ -100,6 +100,7 @@ url = "sqlite:///{(tmp_path / 'feedsvc.db').as_posix()}"
 
 [webhook]
 secret = "s3cret"
+min_interval_seconds = {min_interval}
 {extra}
 """, encoding="utf-8")
     return path
