@@ -30,3 +30,27 @@ def make_corpus(args: argparse.Namespace) -> Path:
                         "--force"], check=True)
         marker.write_text("ok")
     return out
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_first_scan(base: str, timeout: float) -> None:
+    """Poll /healthz until the server reports a finished scan."""
+    import time
+
+    import requests
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{base}/healthz", timeout=2).json().get("last_scan"):
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{base} did not finish its first scan in {timeout:.0f} s")
+        time.sleep(0.3)

@@ -15,7 +15,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import corpus_args  # noqa: E402
+from common import free_port  # noqa: E402
 from common import make_corpus  # noqa: E402
+from common import wait_for_first_scan  # noqa: E402
 
 from feedsvc.config import load_config  # noqa: E402
 from feedsvc.scan import Scanner  # noqa: E402
@@ -37,11 +38,6 @@ from feedsvc.store import open_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def prepare(args: argparse.Namespace, port: int) -> Path:
@@ -127,16 +123,7 @@ def main() -> None:
                                "--threads", str(args.threads)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=2).json().get("last_scan"):
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not come up")
-            time.sleep(0.2)
+        wait_for_first_scan(base, 120)
         url = f"{base}/feeds/{args.feed}.atom"
         first = requests.get(url, timeout=10, headers={"Accept-Encoding": "identity"})
         etag = first.headers["ETag"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from feedsvc.content.links import is_note_path
+from feedsvc.model import is_note_path
 from feedsvc.urls import Urls
 
 

@@ -7,7 +7,6 @@ import http.server
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from feedsvc.web import create_app
 
 from conftest import LiveServer
 from conftest import NotesDir
-from conftest import with_base_url
 from conftest import write_config
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 from feedsvc.content import ContentSettings
 from feedsvc.content import read_note

@@ -8,7 +8,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 
 from feedsvc.config import load_config
 from feedsvc.scan import Scanner

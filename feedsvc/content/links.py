@@ -7,7 +7,6 @@ import posixpath
 from typing import Protocol
 from urllib.parse import unquote
 
-from feedsvc.model import is_note_path
 
 
 

@@ -28,7 +28,7 @@ from mdit_py_plugins.texmath import texmath_plugin
 
 from feedsvc.content.highlight import highlight_code
 from feedsvc.content.links import LinkResolver
-from feedsvc.content.links import is_note_path
+from feedsvc.model import is_note_path
 from feedsvc.content.links import name_key
 from feedsvc.content.links import path_key
 from feedsvc.content.links import resolve_relative
