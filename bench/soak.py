@@ -199,6 +199,11 @@ def main() -> None:
         while time.monotonic() < warmup_end:
             time.sleep(0.5)
         memory_start = rss_kib(server.pid)
+        samples = [memory_start]
+        while any(t.is_alive() for t in threads):
+            time.sleep(1)
+            if (len(samples) * 30) <= time.monotonic() - warmup_end:
+                samples.append(rss_kib(server.pid))
         for t in threads:
             t.join()
         memory_end = rss_kib(server.pid)
@@ -257,8 +262,10 @@ def main() -> None:
               f"{dict(sorted(stats.by_kind.items()))}")
         print(f"errors: {len(stats.errors)}" + (f" first: {stats.errors[:5]}" if stats.errors else ""))
         print(f"notes changed on disk: {counts}")
-        print(f"server memory (VmRSS): start {memory_start / 1024:.1f} MiB, end {memory_end / 1024:.1f} MiB, "
-              f"growth {growth:+.1f}%")
+        print(f"server memory (VmRSS): start {memory_start / 1024:.1f} MiB (after "
+              f"{warmup_end - deadline + args.minutes * 60:.0f} s of warm-up), end "
+              f"{memory_end / 1024:.1f} MiB, growth {growth:+.1f}%")
+        print("VmRSS every 30 s (MiB): " + " ".join(f"{k / 1024:.0f}" for k in samples))
         print(f"final feeds vs fresh scan: {len(slugs)} feeds compared, "
               f"{'all equal' if not mismatched else 'DIFFERENT: ' + ', '.join(mismatched)}")
         failed = bool(stats.errors) or growth >= 10 or bool(mismatched)

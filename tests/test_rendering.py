@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 from feedsvc.content import ContentSettings
 from feedsvc.content import read_note
 from feedsvc.errors import NoteError
 from feedsvc.errors import NoteTooLargeError
 from feedsvc.model import NoteFile
+from feedsvc.rendering import PARALLEL_THRESHOLD
 from feedsvc.rendering import render_batch
 from feedsvc.siteindex import SiteIndex
 from feedsvc.urls import Urls
+
+from conftest import REPO
 
 
 def test_parallel_equals_serial() -> None:
@@ -34,3 +41,28 @@ def test_note_errors_survive_pickling() -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert isinstance(copy, NoteError) and type(copy) is NoteTooLargeError
     assert (copy.source, copy.path, copy.reason) == ("s", "a/b.md", "too big")
+
+
+def test_an_unguarded_host_script_does_not_hang_the_pool(tmp_path: Path) -> None:
+    """A script that embeds feedsvc without `if __name__ == "__main__"` (spawned workers
+    would re-run it) scans a batch big enough for the process pool, and finishes."""
+    notes = tmp_path / "notes" / "NLP"
+    notes.mkdir(parents=True)
+    for i in range(PARALLEL_THRESHOLD + 50):
+        (notes / f"n{i}.md").write_text(f"---\ndate: 2025-01-01\n---\n正文 {i} $x$\n")
+    script = tmp_path / "host.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from feedsvc.config import build_config\n"
+        "from feedsvc.scan import Scanner\n"
+        "from feedsvc.store import open_store\n"
+        f"root = Path({str(tmp_path)!r})\n"
+        "config = build_config({'sources': [{'name': 'n', 'path': str(root / 'notes')}],\n"
+        "                       'store': {'data_dir': str(root / 'data')}}, base_dir=root)\n"
+        "report = Scanner(config, open_store(config.store_url)).run()\n"
+        "print('added', len(report.added))\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"added {PARALLEL_THRESHOLD + 50}"
+    assert "parallel rendering unavailable" not in result.stderr
