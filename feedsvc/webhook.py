@@ -7,12 +7,19 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Mapping
+from typing import Protocol
 
 from feedsvc.errors import WebhookAuthError
 from feedsvc.errors import WebhookDisabledError
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class Headers(Protocol):
+    """Case-insensitive header lookup (Werkzeug's Headers, or a dict in tests)."""
+
+    def get(self, key: str, /) -> str | None: ...
+
 DELIVERY_HEADERS = ("X-GitHub-Delivery", "X-Gitea-Delivery", "X-Gogs-Delivery", "X-Request-Id")
 
 
@@ -21,7 +28,7 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify(headers: Mapping[str, str], body: bytes, *, secret: str,
+def verify(headers: Headers, body: bytes, *, secret: str,
            allow_unauthenticated: bool) -> None:
     """Raise WebhookAuthError / WebhookDisabledError unless the request is authentic."""
     if not secret:
@@ -35,14 +42,14 @@ def verify(headers: Mapping[str, str], body: bytes, *, secret: str,
     token = headers.get("X-Gitlab-Token")
     if token is not None and hmac.compare_digest(token.encode(), secret.encode()):
         return
-    auth = headers.get("Authorization", "")
+    auth = headers.get("Authorization") or ""
     if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(),
                                                              secret.encode()):
         return
     raise WebhookAuthError()
 
 
-def delivery_id(headers: Mapping[str, str]) -> str | None:
+def delivery_id(headers: Headers) -> str | None:
     for name in DELIVERY_HEADERS:
         value = headers.get(name)
         if value:

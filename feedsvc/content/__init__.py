@@ -10,7 +10,10 @@ import datetime as dt
 import hashlib
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from markdown_it.token import Token
 
 from feedsvc.content.decoding import decode_note
 from feedsvc.content.decoding import remove_forbidden_chars
@@ -97,7 +100,7 @@ def render_note(note: NoteFile, text: NoteText, *, entry_url: str, resolver: Lin
         tokens = parse_markdown(text.body)
         context = RenderContext(source=note.source, rel_path=note.rel_path,
                                 entry_url=entry_url, resolver=resolver)
-        skip_h1 = _opens_with_title(tokens, text.header.title)
+        skip_h1 = opens_with_h1(tokens)
         html = render_html(tokens[3:] if skip_h1 else tokens, context)
         excerpt = make_excerpt(tokens, settings.excerpt, skip_opening_h1=True)
     except RecursionError:
@@ -152,6 +155,6 @@ def first_h1(body: str) -> str | None:
     return None
 
 
-def _opens_with_title(tokens: list, title: str) -> bool:  # type: ignore[type-arg]
+def opens_with_h1(tokens: Sequence[Token]) -> bool:
     """A level-1 heading that opens the body is the title's: it is not repeated in content."""
     return bool(tokens) and tokens[0].type == "heading_open" and tokens[0].tag == "h1"

@@ -23,9 +23,9 @@ class _NoAliasLoader(yaml.SafeLoader):
     """SafeLoader that refuses anchors/aliases outright and leaves dates as text (parsed by
     get_datetime, so a bad date is reported against its key)."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.events.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.constructor.ConstructorError(
                 None, None, "YAML aliases are not allowed in front matter", event.start_mark)
         return super().compose_node(parent, index)

@@ -171,10 +171,10 @@ def _render_wikilink(self: Any, tokens: Sequence[Token], idx: int, options: Opti
     if not name:
         return label
     context.links.append(name_key(name))
-    url = context.resolver.entry_url_for_name(name)
-    if url is None:
+    entry_url = context.resolver.entry_url_for_name(name)
+    if entry_url is None:
         return label
-    return context.stash(f'<a href="{html.escape(url)}">{label}</a>')
+    return context.stash(f'<a href="{html.escape(entry_url)}">{label}</a>')
 
 
 def _filter_attribute(context: RenderContext, element: str, attribute: str,

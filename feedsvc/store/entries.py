@@ -37,7 +37,7 @@ def row_to_entry(row: Row[Any]) -> Entry:
     )
 
 
-def row_to_ref(row: Row[Any]) -> EntryRef:
+def row_to_ref(row: Any) -> EntryRef:
     m = row._mapping
     return EntryRef(id=m["id"], source=m["source"], rel_path=m["rel_path"],
                     category_slug=m["category_slug"], slug=m["slug"],

@@ -34,7 +34,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=dt.timezone.utc)
+        moment: dt.datetime = value
+        return moment.replace(tzinfo=dt.timezone.utc)
 
 
 metadata = MetaData()
