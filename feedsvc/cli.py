@@ -64,9 +64,11 @@ def serve(config_path: str | None, host: str, port: int, threads: int) -> None:
     """Serve feeds and pages (waitress) and run the scheduler; scans at start."""
     import waitress
 
+    from feedsvc.process import limit_malloc_arenas
     from feedsvc.scheduler import FeedScheduler
     from feedsvc.web import create_app
 
+    limit_malloc_arenas()  # before any thread starts; see feedsvc/process.py
     config = _load(config_path)
     store = _open(config)
     app = create_app(config, store=store)

@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "feedsvc"
 
 LAYERS: list[set[str]] = [
-    {"model", "errors", "log"},
+    {"model", "errors", "log", "process"},
     {"config"},
     {"urls", "webhook"},
     {"sources", "content", "store", "feeds"},

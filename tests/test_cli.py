@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -77,3 +78,11 @@ def test_export_writes_static_files(config_path: Path, notes: NotesDir, tmp_path
                      "updates/category/nlp/index.html", "entries/nlp/n0/index.html"]:
         assert expected in files, expected
     assert (out_dir / "feeds" / "nlp.atom").read_bytes().startswith(b"<?xml")
+
+
+def test_malloc_arena_limit_respects_the_environment(monkeypatch: Any) -> None:
+    from feedsvc.process import limit_malloc_arenas
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas() is True  # glibc (Debian) accepts M_ARENA_MAX
