@@ -4,6 +4,7 @@ Schematron rules, JSON Feed against its schema, all of them through feedparser."
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -182,3 +183,26 @@ def test_rss_description_escapes_excerpt_text(notes: NotesDir, scanner: Scanner,
     atom = parse_ok(client.get("/feeds/nlp.atom").data).entries[0]
     assert atom.summary == "用 <script>alert(1)</script> 举例"
     assert atom.summary_detail.type == "text/plain"
+
+
+def test_atom_content_is_reader_ready(notes: NotesDir, scanner: Scanner, client: Any) -> None:
+    """Code, math, a relative image, an Obsidian embed and a wikilink, as a reader gets them."""
+    notes.write_bytes("Large Model/pics/fig.png", b"\x89PNG\r\n\x1a\n")
+    notes.write_bytes("Large Model/embed.png", b"\x89PNG\r\n\x1a\n")
+    notes.write("Large Model/other.md", "x", date="2025-01-01")
+    notes.write("Large Model/rich.md",
+                "```python\nimport torch\n```\n\n行内 $a^2$\n\n$$\n\\frac{1}{2}\n$$\n\n"
+                "![图](pics/fig.png) ![[embed.png]] 见 [[other]]", title="Rich", date="2025-01-02")
+    scanner.run()
+    body = client.get("/feeds/large-model.atom").data
+    assert parse_ok(body).entries[0].title == "Rich"
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    content = etree.fromstring(body).find("a:entry/a:content", ns)
+    assert content.get("type") == "html"
+    html = content.text  # what a reader gets, before any client-side sanitizing
+    assert '<span style="color: #007020; font-weight: bold">import</span>' in html
+    assert html.count("<math") == 2
+    targets = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert targets == ["http://feeds.example.org/media/notes/Large%20Model/pics/fig.png",
+                       "http://feeds.example.org/media/notes/Large%20Model/embed.png",
+                       "http://feeds.example.org/entries/large-model/other"]
