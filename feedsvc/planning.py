@@ -142,6 +142,7 @@ def plan_source(
         if old.entry_id and old.file_hash:
             by_hash.setdefault(old.file_hash, old)
     renamed_from: set[str] = set()
+    missing_paths = {m.rel_path for m in missing}
 
     for read in reads:
         note = read.note
@@ -171,7 +172,7 @@ def plan_source(
             entry_id = derived_id(source.name, note.rel_path)
         elif rename_source is None and old_row is None and entry_id in refs and \
                 refs[entry_id].source == source.name and \
-                any(m.rel_path == refs[entry_id].rel_path for m in missing):
+                refs[entry_id].rel_path in missing_paths:
             renamed_from.add(refs[entry_id].rel_path)  # front-matter id moved with the file
             kind = "renamed"
 

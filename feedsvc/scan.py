@@ -240,13 +240,15 @@ class Scanner:
                     and key not in gone:
                 problems.append(old)
 
+        kinds = {p.id: p.kind for part in changeset_parts for p in part.entries}
         by_kind: dict[str, list[str]] = {"added": [], "updated": [], "renamed": []}
         for change in rendered:
-            kind = change_kind(change, changeset_parts)
+            kind = kinds.get(change.entry.id, "relinked")
             if kind in by_kind:
                 by_kind[kind].append(change.entry.id)
+        rendered_ids = {c.entry.id for c in rendered}
         removed = [i for part in changeset_parts for i in part.delete_entries
-                   if i not in {c.entry.id for c in rendered}]
+                   if i not in rendered_ids]
         report = ScanReport(
             started=started, finished=self.clock(), reason=reason,
             added=tuple(by_kind["added"]), updated=tuple(by_kind["updated"]),
@@ -441,14 +443,6 @@ def _candidate_ids(source: str, reads: list[ReadResult], stored: dict[str, Store
         ids.add(read.text.header.note_id or (row.entry_id if row and row.entry_id else None)
                 or f"{source}/{read.note.rel_path}")
     return ids
-
-
-def change_kind(change: EntryChange, plans: list[SourcePlan]) -> str:
-    for plan in plans:
-        for planned in plan.entries:
-            if planned.id == change.entry.id:
-                return planned.kind
-    return "relinked"
 
 
 def pull_git(source: Source) -> Problem | None:

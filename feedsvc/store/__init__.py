@@ -257,10 +257,14 @@ class Store:
             elif after.category.slug != before.category.slug:
                 state.add_tombstone(conn, entry_id=entry_id, category_slug=before.category.slug,
                                     title=before.title, entry_path=path, deleted=now)
+        by_category: dict[str, list[str]] = {}
         for entry in new_by_id.values():
-            conn.execute(delete(tombstones).where(tombstones.c.entry_id == entry.id,
-                                                  tombstones.c.category_slug.in_(
-                                                      [entry.category.slug, ALL])))
+            by_category.setdefault(entry.category.slug, []).append(entry.id)
+        for slug, ids in by_category.items():
+            for start in range(0, len(ids), CHUNK):
+                conn.execute(delete(tombstones).where(
+                    tombstones.c.entry_id.in_(ids[start:start + CHUNK]),
+                    tombstones.c.category_slug.in_([slug, ALL])))
 
     def refresh_due(self, now: dt.datetime) -> tuple[str, ...]:
         """Recompute every feed's validators as of now (future-dated entries coming due)."""
