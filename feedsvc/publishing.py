@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from feedsvc.config import Config
 from feedsvc.errors import CategoryNotFoundError
+from feedsvc.feeds import OPML_MEDIA_TYPE
 from feedsvc.feeds import FeedInfo
 from feedsvc.feeds import RenderedFeed
+from feedsvc.feeds import etag_for
 from feedsvc.feeds import render_feed
 from feedsvc.feeds import render_opml
 from feedsvc.model import Category
@@ -57,6 +59,7 @@ class Publisher:
         self.renders = 0
         self._revision = -1
         self._revision_read_at = 0.0
+        self._opml: tuple[int, RenderedFeed] | None = None
 
     def invalidate(self) -> None:
         """This process changed the store: read the revision again on the next request."""
@@ -124,12 +127,21 @@ class Publisher:
                 return category.name
         return slug
 
-    def opml(self) -> bytes:
+    def opml(self) -> RenderedFeed:
+        """The OPML file, rendered once per store revision like the feeds."""
+        revision = self.revision()
+        cached = self._opml
+        if cached is not None and cached[0] == revision:
+            return cached[1]
         now = self.clock()
         categories = [c for c, _ in self.store.categories(now)]
         state = self.store.feed_state(ALL)
         modified = state.last_modified if state else now.replace(microsecond=0)
-        return render_opml(self.config.site.title, categories, self.urls, modified)
+        body = render_opml(self.config.site.title, categories, self.urls, modified)
+        rendered = RenderedFeed(body=body, media_type=OPML_MEDIA_TYPE, etag=etag_for(body),
+                                last_modified=modified)
+        self._opml = (revision, rendered)
+        return rendered
 
     def feed_slugs(self) -> list[str]:
         return [ALL] + [c.slug for c, _ in self.store.categories(self.clock())]

@@ -117,3 +117,16 @@ def test_websub_hub_links(tmp_path: Any, notes: NotesDir, clock: Clock) -> None:
                                         '<http://127.0.0.1:9/>; rel="hub"')
     assert b'<link href="http://127.0.0.1:9/" rel="hub"/>' in response.data
     assert b'"hubs":[{"type":"WebSub","url":"http://127.0.0.1:9/"}]' in client.get("/feeds/nlp.json").data
+
+
+def test_opml_is_cached_per_change_and_has_validators(
+        client: Any, app: Any, two_categories: None, notes: NotesDir, scanner: Scanner) -> None:
+    publisher = app.extensions["feedsvc"].publisher
+    first = client.get("/feeds.opml")
+    assert publisher.opml() is publisher.opml()  # served from the cache, not rendered again
+    assert first.headers["Content-Type"] == "text/x-opml; charset=utf-8"
+    assert client.get("/feeds.opml", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    notes.write("Go/c.md", "c", date="2025-01-03")
+    scanner.run()
+    second = client.get("/feeds.opml", headers={"If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 200 and b"feeds/go.atom" in second.data

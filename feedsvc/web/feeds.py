@@ -7,10 +7,7 @@ from flask import Response
 from flask import request
 
 from feedsvc.errors import NotFoundError
-from feedsvc.feeds import OPML_MEDIA_TYPE
-from feedsvc.feeds import etag_for
 from feedsvc.model import FeedFormat
-from feedsvc.store import ALL
 from feedsvc.web.caching import cached_response
 from feedsvc.web.ext import get_services
 
@@ -37,9 +34,7 @@ def feed(slug: str, ext: str) -> Response:
 @bp.route("/feeds.opml", methods=["GET", "HEAD"])
 def opml() -> Response:
     services = get_services()
-    body = services.publisher.opml()
-    state = services.store.feed_state(ALL)
-    last_modified = state.last_modified if state else services.clock()
-    return cached_response(request, body=body, media_type=OPML_MEDIA_TYPE, etag=etag_for(body),
-                           last_modified=last_modified,
+    rendered = services.publisher.opml()
+    return cached_response(request, body=rendered.body, media_type=rendered.media_type,
+                           etag=rendered.etag, last_modified=rendered.last_modified,
                            max_age=services.config.feeds.cache_max_age)
