@@ -12,6 +12,7 @@ import tomllib
 import typing
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +42,10 @@ class SiteConfig:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def local_date(self, moment: datetime) -> str:
+        """YYYY-MM-DD in the site's time zone (what pages and the digest show)."""
+        return moment.astimezone(self.tz).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

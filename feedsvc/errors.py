@@ -55,10 +55,6 @@ class SourceUnavailableError(SourceError):
     message = "source root missing or unreadable"
 
 
-class DeletionGuardError(SourceError):
-    message = "scan would remove too many entries"
-
-
 class NoteError(FeedsvcError):
     message = "note skipped"
 

@@ -27,13 +27,6 @@ class FeedFormat(enum.StrEnum):
     JSON = "json"
 
 
-class ChangeKind(enum.StrEnum):
-    ADDED = "added"
-    UPDATED = "updated"
-    REMOVED = "removed"
-    RENAMED = "renamed"
-
-
 class Clock(Protocol):
     """Anything that tells the current time (timezone-aware, UTC)."""
 
@@ -120,14 +113,6 @@ class Entry:
     tags: tuple[str, ...] = ()
     author: str | None = None
     is_draft: bool = False
-
-    def is_due(self, now: datetime) -> bool:
-        return self.published <= now
-
-    @property
-    def sort_key(self) -> tuple[float, float, str]:
-        """The one order used everywhere: newest published, then newest updated, then id."""
-        return (-self.published.timestamp(), -self.updated.timestamp(), self.id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

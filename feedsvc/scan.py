@@ -100,7 +100,6 @@ class Scanner:
         self.listeners: list[Callable[[ScanReport], None]] = []  # called after every applied scan
         self.store_listeners: list[Callable[[], None]] = []  # called after any store write
         self.scans_run = 0
-        self.last_report: ScanReport | None = None
         self._run_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending = _Pending()
@@ -160,7 +159,6 @@ class Scanner:
                                 dry_run=dry_run, pull=pull, progress=progress)
             if not dry_run:
                 self.scans_run += 1
-                self.last_report = report
         if dry_run:
             return report
         for notify in self.store_listeners:

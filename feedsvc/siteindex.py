@@ -26,13 +26,6 @@ class SiteIndex:
         self._by_name.setdefault(stem.casefold(), where)
         self._by_name[no_ext.casefold()] = where
 
-    def remove_entry(self, source: str, rel_path: str) -> None:
-        where = self._by_path.pop((source, rel_path), None)
-        if where is None:
-            return
-        for key in [k for k, v in self._by_name.items() if v == where]:
-            del self._by_name[key]
-
     def add_media(self, source: str, rel_paths: Iterable[str]) -> None:
         names = self._media.setdefault(source, {})
         for rel in rel_paths:

@@ -32,9 +32,6 @@ class Urls:
     def entry(self, category_slug: str, slug: str) -> str:
         return self.path("entries", category_slug, slug)
 
-    def category(self, category_slug: str) -> str:
-        return self.updates(category=category_slug)
-
     def feed(self, slug: str, fmt: FeedFormat) -> str:
         return self.path("feeds", f"{slug}.{fmt.value}")
 

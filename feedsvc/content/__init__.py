@@ -55,7 +55,6 @@ class NoteText:
 
     header: NoteHeader
     body: str
-    title_from_heading: bool
     warnings: tuple[str, ...] = ()  # published anyway, but reported (check, healthz, logs)
 
 
@@ -67,13 +66,7 @@ def read_note(note: NoteFile, raw: bytes, settings: ContentSettings) -> NoteText
         if removed else ()
     fm = split_front_matter(text, source=src, path=path)
     fields = fm.fields
-    title = get_str(fields, "title", source=src, path=path)
-    from_heading = False
-    if title is None:
-        title = first_h1(fm.body)
-        from_heading = title is not None
-    if title is None:
-        title = note.stem
+    title = get_str(fields, "title", source=src, path=path) or first_h1(fm.body) or note.stem
     title = _SPACE.sub(" ", remove_forbidden_chars(title)).strip()[:MAX_TITLE_CHARS] or note.stem
     updated = get_datetime(fields, "updated", settings.tz, source=src, path=path)
     if updated is None:
@@ -89,8 +82,7 @@ def read_note(note: NoteFile, raw: bytes, settings: ContentSettings) -> NoteText
         summary=get_str(fields, "summary", source=src, path=path),
         author=get_str(fields, "author", source=src, path=path),
     )
-    return NoteText(header=header, body=fm.body, title_from_heading=from_heading,
-                    warnings=warnings)
+    return NoteText(header=header, body=fm.body, warnings=warnings)
 
 
 def render_note(note: NoteFile, text: NoteText, *, entry_url: str, resolver: LinkResolver,

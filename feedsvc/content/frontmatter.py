@@ -41,14 +41,13 @@ _NoAliasLoader.yaml_implicit_resolvers = {
 class FrontMatter:
     fields: dict[str, Any]
     body: str
-    body_line_offset: int  # lines before the body starts, for messages
 
 
 def split_front_matter(text: str, *, source: str, path: str) -> FrontMatter:
     """Separate a leading `---` YAML block from the body; no block means empty fields."""
     opening = _OPENING.match(text)
     if not opening:
-        return FrontMatter({}, text, 0)
+        return FrontMatter({}, text)
     closing = _CLOSING.search(text, opening.end())
     if closing is None:
         raise FrontMatterError(source, path, "front matter: no closing '---' line")
@@ -74,8 +73,7 @@ def split_front_matter(text: str, *, source: str, path: str) -> FrontMatter:
     if not isinstance(data, dict):
         raise FrontMatterError(source, path,
                                f"front matter must be a mapping, got {type(data).__name__}")
-    lines = text.count("\n", 0, body_start)
-    return FrontMatter({str(k): v for k, v in data.items()}, text[body_start:], lines)
+    return FrontMatter({str(k): v for k, v in data.items()}, text[body_start:])
 
 
 def get_str(fields: dict[str, Any], key: str, *, source: str, path: str) -> str | None:

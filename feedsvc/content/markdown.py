@@ -160,7 +160,7 @@ def _render_wikilink(self: Any, tokens: Sequence[Token], idx: int, options: Opti
     meta = tokens[idx].meta
     target: str = meta["target"]
     label = html.escape(tokens[idx].content)
-    name, _, heading = target.partition("#")
+    name = target.partition("#")[0]
     if meta["embed"] and name.lower().endswith(_IMAGE_EXTENSIONS):
         media = context.resolver.media_path_for_name(context.source, name)
         if media is None:

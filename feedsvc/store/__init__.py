@@ -23,7 +23,6 @@ from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import delete
 from sqlalchemy import event
-from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import tuple_
@@ -39,7 +38,6 @@ from feedsvc.model import Entry
 from feedsvc.model import EntryRef
 from feedsvc.model import FeedState
 from feedsvc.model import Problem
-from feedsvc.model import ScanReport
 from feedsvc.model import StoredNote
 from feedsvc.model import Tombstone
 from feedsvc.store import entries as entry_queries
@@ -329,13 +327,6 @@ class Store:
                                 .order_by(notes.c.source, notes.c.rel_path))
             return [Problem(source=s, path=p, reason=r) for s, p, r in rows]
 
-    def count_entries(self, source: str | None = None) -> int:
-        with self._read() as conn:
-            query = select(func.count()).select_from(entries)
-            if source is not None:
-                query = query.where(entries.c.source == source)
-            return int(conn.execute(query).scalar_one())
-
     def set_meta(self, key: str, value: Any) -> None:
         with self._write() as conn:
             state.set_meta(conn, key, json.dumps(value))
@@ -375,18 +366,3 @@ def _note_row(note: StoredNote) -> dict[str, Any]:
             "mtime_ns": note.mtime_ns, "file_hash": note.file_hash, "problem": note.problem,
             "entry_id": note.entry_id}
 
-
-def report_from_dict(data: dict[str, Any]) -> ScanReport:
-    """Rebuild a stored ScanReport (for /healthz in processes that did not run the scan)."""
-    def problems(key: str) -> tuple[Problem, ...]:
-        return tuple(Problem(source=p["source"], path=p["path"], reason=p["reason"])
-                     for p in data.get(key, []))
-    return ScanReport(
-        started=dt.datetime.fromisoformat(data["started"]),
-        finished=dt.datetime.fromisoformat(data["finished"]),
-        reason=data.get("reason", ""), added=tuple(data.get("added", [])),
-        updated=tuple(data.get("updated", [])), removed=tuple(data.get("removed", [])),
-        renamed=tuple(data.get("renamed", [])), problems=problems("problems"),
-        source_errors=problems("source_errors"), unchanged=data.get("unchanged", 0),
-        applied=data.get("applied", True), changed_feeds=tuple(data.get("changed_feeds", [])),
-    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Flask
 from flask import Response
 
@@ -60,7 +58,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
     @app.context_processor
     def site_globals() -> dict[str, object]:
         return {"site": config.site, "urls": urls, "formats": list(FeedFormat),
-                "date": lambda moment: _local_date(moment, config)}
+                "date": config.site.local_date}
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -72,6 +70,3 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
 
     return app
 
-
-def _local_date(moment: dt.datetime, config: Config) -> str:
-    return moment.astimezone(config.site.tz).strftime("%Y-%m-%d")

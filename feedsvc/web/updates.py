@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Blueprint
 from flask import Response
@@ -60,10 +59,6 @@ def _load_page() -> UpdatesPage:
     return UpdatesPage(entries, page, pages, total, category, since_text)
 
 
-def local_date(services: Any, moment: dt.datetime) -> str:
-    return moment.astimezone(services.config.site.tz).strftime("%Y-%m-%d")
-
-
 @bp.route("/updates")
 def updates_html() -> str:
     page = _load_page()
@@ -98,7 +93,7 @@ def updates_json() -> Response:
             "excerpt": e.excerpt,
             "category": e.category.name,
             "category_slug": e.category.slug,
-            "date": local_date(services, e.published),
+            "date": services.config.site.local_date(e.published),
             "published": e.published.isoformat(timespec="seconds"),
             "updated": e.updated.isoformat(timespec="seconds"),
             "tags": list(e.tags),
