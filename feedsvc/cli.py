@@ -1,4 +1,4 @@
-"""The `feedsvc` command: serve, scan, check, export. Thin: every verb calls the same
+"""The `feedsvc` command: serve, scan, check, export, migrate. Thin: every verb calls the same
 services the web app uses. Exit codes: 0 ok, 1 problems found by check, 2 usage/config."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from feedsvc.config import load_config
 from feedsvc.config import redacted
 from feedsvc.errors import ConfigError
 from feedsvc.errors import FeedsvcError
+from feedsvc.errors import StoreVersionError
 from feedsvc.log import configure_logging
 from feedsvc.model import ScanReport
 from feedsvc.scan import Scanner
@@ -37,10 +38,14 @@ def _load(config_path: str | None) -> Config:
         sys.exit(2)
 
 
-def _open(config: Config) -> Store:
+def _open(config: Config, *, migrate: bool = True) -> Store:
+    """Open the store, migrating it first (under the schema lock) unless told not to."""
     try:
         return open_store(config.store_url, keep_per_category=config.store.keep_per_category,
-                          tombstone_days=config.feeds.tombstone_days)
+                          tombstone_days=config.feeds.tombstone_days, migrate=migrate)
+    except StoreVersionError as e:
+        click.echo(f"feedsvc: {e}", err=True)
+        sys.exit(1)
     except FeedsvcError as e:
         click.echo(f"feedsvc: cannot open the store: {e}", err=True)
         sys.exit(2)
@@ -124,6 +129,25 @@ def check(config_path: str | None, as_json: bool) -> None:
     report = _run(Scanner(config, store), (), allow_mass_delete=False, dry_run=True)
     _print_report(report, as_json)
     sys.exit(0 if report.is_ok else 1)
+
+
+@main.command()
+@config_option
+def migrate(config_path: str | None) -> None:
+    """Bring the store's schema to this release (safe to run while others start)."""
+    config = _load(config_path)
+    store = _open(config, migrate=False)
+    try:
+        status = store.migrate()
+    except StoreVersionError as e:
+        click.echo(f"feedsvc: {e}", err=True)
+        sys.exit(1)
+    except FeedsvcError as e:
+        click.echo(f"feedsvc: cannot migrate the store: {e}", err=True)
+        sys.exit(2)
+    finally:
+        store.close()
+    click.echo(status.describe())
 
 
 @main.command()

@@ -91,6 +91,18 @@ class StoreError(FeedsvcError):
     message = "store error"
 
 
+class StoreVersionError(StoreError):
+    """The store's schema revision is one this code does not know (written by a newer
+    feedsvc): nothing is touched, the process stops."""
+
+    def __init__(self, revision: str, head: str) -> None:
+        self.revision = revision
+        self.head = head
+        super().__init__(f"the store is at schema revision {revision!r}, which this feedsvc "
+                         f"does not know (its newest is {head!r}): upgrade feedsvc, or point "
+                         f"it at another store")
+
+
 class NotFoundError(FeedsvcError, LookupError):
     message = "not found"
 

@@ -238,3 +238,17 @@ class Changeset:
     def is_empty(self) -> bool:
         return not (self.upsert_notes or self.delete_notes or self.upsert_entries
                     or self.delete_entries or self.first_seen)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaInfo:
+    """A media file (image, PDF...) of a source as the store holds it: its bytes are the blob
+    named by `hash` (SHA-256 hex), shared by every file with the same content."""
+
+    source: str
+    rel_path: str
+    hash: str
+    size: int
+    mtime_ns: int
+    media_type: str
+    last_modified: datetime

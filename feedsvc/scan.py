@@ -37,6 +37,7 @@ from feedsvc.model import Problem
 from feedsvc.model import ScanReport
 from feedsvc.model import Source
 from feedsvc.model import StoredNote
+from feedsvc.mediasync import sync_all
 from feedsvc.planning import PlannedEntry
 from feedsvc.planning import ReadResult
 from feedsvc.planning import SlugRegistry
@@ -247,6 +248,8 @@ class Scanner:
         rendered_ids = {c.entry.id for c in rendered}
         removed = [i for part in changeset_parts for i in part.delete_entries
                    if i not in rendered_ids]
+        if not dry_run:  # media files go into the store too (own transaction, mediasync.py)
+            problems.extend(sync_all(self.store, sources, snapshots, source_errors))
         report = ScanReport(
             started=started, finished=self.clock(), reason=reason,
             added=tuple(by_kind["added"]), updated=tuple(by_kind["updated"]),

@@ -141,14 +141,21 @@ def read_note_bytes(note: NoteFile, max_bytes: int) -> bytes:
     return data
 
 
+def is_safe_media_path(rel_path: str) -> bool:
+    """A path a /media URL may name: relative, no backslash or NUL, no empty, `.`, `..` or
+    hidden (dot) part. Checked on the string alone, so it holds for files served from the
+    store as for files on disk."""
+    if not rel_path or "\\" in rel_path or "\x00" in rel_path or rel_path.startswith("/"):
+        return False
+    return not any(p in ("", ".", "..") or p.startswith(".") for p in rel_path.split("/"))
+
+
 def resolve_media_path(source: Source, rel_path: str) -> Path | None:
     """The file for /media/<source>/<rel_path>, or None if it is outside the source, hidden,
     a note, missing, or reached through a symlink leading out of the source."""
-    if not rel_path or "\\" in rel_path or "\x00" in rel_path or rel_path.startswith("/"):
+    if not is_safe_media_path(rel_path):
         return None
     parts = rel_path.split("/")
-    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
-        return None
     candidate = source.root.joinpath(*parts)
     try:
         real = os.path.realpath(candidate)

@@ -13,13 +13,13 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"urls", "webhook"},
     {"sources", "content", "store", "feeds"},
-    {"scan", "planning", "siteindex", "rendering", "publishing", "websub"},
+    {"scan", "planning", "siteindex", "rendering", "publishing", "websub", "mediasync"},
     {"scheduler", "web", "export"},
     {"cli"},
     {"__main__"},
 ]
 # within layer 4 the orchestrator may use its helpers, which stay below it
-INTRA_LAYER_ALLOWED = {("scan", "planning"), ("scan", "siteindex"), ("scan", "rendering"), ("publishing", "scan"),
+INTRA_LAYER_ALLOWED = {("scan", "mediasync"), ("scan", "planning"), ("scan", "siteindex"), ("scan", "rendering"), ("publishing", "scan"),
                        ("web", "export"), ("export", "web")}
 SIBLINGS = [{"sources", "content", "store", "feeds"}, {"scheduler", "web"}]
 

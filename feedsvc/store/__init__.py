@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import delete
-from sqlalchemy import event
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import tuple_
@@ -37,13 +36,19 @@ from feedsvc.model import Changeset
 from feedsvc.model import Entry
 from feedsvc.model import EntryRef
 from feedsvc.model import FeedState
+from feedsvc.model import MediaInfo
 from feedsvc.model import Problem
 from feedsvc.model import StoredNote
 from feedsvc.model import Tombstone
+from feedsvc.store import dialect
 from feedsvc.store import entries as entry_queries
 from feedsvc.store import locks as lock_queries
+from feedsvc.store import media as media_queries
+from feedsvc.store import migrator
 from feedsvc.store import state
 from feedsvc.store.entries import ALL
+from feedsvc.store.media import MediaBatch
+from feedsvc.store.migrator import SchemaStatus
 from feedsvc.store.schema import entries
 from feedsvc.store.schema import first_seen
 from feedsvc.store.schema import links
@@ -53,8 +58,9 @@ from feedsvc.store.schema import tombstones
 
 logger = logging.getLogger(__name__)
 CHUNK = 400
+BLOB_CACHE_BYTES = 32 * 1024 * 1024  # per process, for /media
 
-__all__ = ["ALL", "Store", "ApplyResult", "open_store"]
+__all__ = ["ALL", "Store", "ApplyResult", "MediaBatch", "SchemaStatus", "open_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,37 +69,27 @@ class ApplyResult:
     changed_feeds: tuple[str, ...]
 
 
-def open_store(url: str, *, keep_per_category: int = 50, tombstone_days: int = 30) -> Store:
-    """Open (and create if needed) the store at a SQLAlchemy URL."""
+def open_store(url: str, *, keep_per_category: int = 50, tombstone_days: int = 30,
+               migrate: bool = True) -> Store:
+    """Open the store at a SQLAlchemy URL and (unless migrate=False) bring its schema to
+    the newest revision under the schema lock; see Store.migrate()."""
     try:
         parsed = make_url(url)
     except ArgumentError as e:
         raise ConfigError("store.url", f"not a database URL: {url!r}") from e
-    kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    else:
-        kwargs["pool_pre_ping"] = True
     try:
-        engine = create_engine(url, **kwargs)
+        engine = create_engine(parsed, **dialect.engine_options(parsed))
     except (ArgumentError, ImportError) as e:
         raise ConfigError("store.url", f"cannot open {parsed.render_as_string()}: {e}") from e
-    if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+    dialect.prepare_engine(engine)
     store = Store(engine, keep_per_category=keep_per_category, tombstone_days=tombstone_days)
-    store.create_schema()
+    if migrate:
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
     return store
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
 
 
 class Store:
@@ -105,6 +101,9 @@ class Store:
         self.keep_per_category = keep_per_category
         self.tombstone_days = tombstone_days
         self._write_lock = threading.Lock()
+        self._blob_lock = threading.Lock()
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
+        self._blob_bytes = 0
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -125,12 +124,23 @@ class Store:
             except SQLAlchemyError as e:
                 raise StoreError("store write failed") from e
 
-    def create_schema(self) -> None:
+    def migrate(self) -> SchemaStatus:
+        """`alembic upgrade head` under the schema lock (PostgreSQL advisory lock, SQLite
+        BEGIN EXCLUSIVE): N processes starting at once on an empty or older store all come
+        up. StoreVersionError when the store is newer than this code (nothing touched)."""
         with self._write_lock:
             try:
-                metadata.create_all(self.engine)
+                return migrator.migrate(self.engine)
             except SQLAlchemyError as e:
-                raise StoreError("cannot create the store's tables") from e
+                raise StoreError("cannot migrate the store's schema") from e
+
+    def schema_status(self) -> SchemaStatus | None:
+        """The store's schema revision as it is (None: empty or from before versions)."""
+        with self._write_lock:
+            try:
+                return migrator.status(self.engine)
+            except SQLAlchemyError as e:
+                raise StoreError("cannot read the store's schema revision") from e
 
     def close(self) -> None:
         self.engine.dispose()
@@ -334,6 +344,46 @@ class Store:
     def get_meta(self, key: str) -> Any:
         with self._read() as conn:
             return state.load_json(conn, key)
+
+    # -- media --------------------------------------------------------------------------
+
+    def media_stats(self, source: str) -> dict[str, tuple[int, int]]:
+        """rel_path -> (size, mtime_ns) of the media the store holds for a source."""
+        with self._read() as conn:
+            return media_queries.media_stats(conn, source)
+
+    @contextmanager
+    def media_batch(self, source: str) -> Iterator[MediaBatch]:
+        """Write one source's media changes in one transaction (put/remove on the batch);
+        blobs no file names any more are dropped at the end."""
+        with self._write() as conn:
+            batch = MediaBatch(conn, source)
+            yield batch
+            batch.finish()
+
+    def media_info(self, source: str, rel_path: str) -> MediaInfo | None:
+        with self._read() as conn:
+            return media_queries.media_info(conn, source, rel_path)
+
+    def media_bytes(self, digest: str) -> bytes | None:
+        """The blob with this SHA-256; content-addressed, so a small in-process cache of
+        recent blobs is never stale."""
+        with self._blob_lock:
+            cached = self._blobs.get(digest)
+            if cached is not None:
+                self._blobs.move_to_end(digest)
+                return cached
+        with self._read() as conn:
+            data = media_queries.blob(conn, digest)
+        if data is not None and len(data) <= BLOB_CACHE_BYTES // 8:
+            with self._blob_lock:
+                if digest not in self._blobs:
+                    self._blobs[digest] = data
+                    self._blob_bytes += len(data)
+                while self._blob_bytes > BLOB_CACHE_BYTES:
+                    _, dropped = self._blobs.popitem(last=False)
+                    self._blob_bytes -= len(dropped)
+        return data
 
     # -- leases -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from sqlalchemy import Column
 from sqlalchemy import DateTime
 from sqlalchemy import Dialect
 from sqlalchemy import Index
+from sqlalchemy import LargeBinary
 from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import Table
@@ -116,5 +117,25 @@ locks = Table(
     Column("expires", UTCDateTime, nullable=False),
 )
 
+# revision 0002: media copied into the store, content-addressed (one blob per distinct file)
+media_blobs = Table(
+    "media_blobs", metadata,
+    Column("hash", String(64), primary_key=True),  # sha256 hex of data
+    Column("data", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+media = Table(
+    "media", metadata,
+    Column("source", String(200), primary_key=True),
+    Column("rel_path", String(1000), primary_key=True),
+    Column("hash", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("media_type", String(200), nullable=False),
+    Column("last_modified", UTCDateTime, nullable=False),
+)
+Index("ix_media_hash", media.c.hash)
+
 __all__ = ["metadata", "notes", "entries", "links", "first_seen", "tombstones", "feed_states",
-           "meta", "locks"]
+           "meta", "locks", "media_blobs", "media"]

@@ -1,0 +1,119 @@
+"""Copy each source's media files (images, PDFs...) into the store, so any process that has
+the store, and not the notes folder, serves /media. Content-addressed and deduplicated by
+SHA-256; files over the source's max_file_bytes are skipped with a reason; files gone from
+disk are dropped; files with the same size and mtime as stored are not read again. One
+transaction per source, one file in memory at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import mimetypes
+import os
+from collections.abc import Collection
+from collections.abc import Iterable
+
+from feedsvc.model import MediaInfo
+from feedsvc.model import Problem
+from feedsvc.model import Source
+from feedsvc.model import is_note_path
+from feedsvc.sources import Snapshot
+from feedsvc.sources import resolve_media_path
+from feedsvc.store import MediaBatch
+from feedsvc.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def guess_media_type(rel_path: str) -> str:
+    """The type /media serves a file with (the web layer narrows risky ones further)."""
+    return mimetypes.guess_type(rel_path.rsplit("/", 1)[-1])[0] or "application/octet-stream"
+
+
+def sync_all(store: Store, sources: Iterable[Source], snapshots: dict[str, Snapshot],
+             source_errors: Iterable[Problem] = ()) -> list[Problem]:
+    """sync_media for every walked source whose notes were applied: one the deletion guard
+    stopped keeps its media as stored too (a failed `git pull` does not stop it: that scan
+    still applies what is on disk)."""
+    skip = {p.source for p in source_errors if not p.reason.startswith("git pull failed")}
+    problems: list[Problem] = []
+    for source in sources:
+        snapshot = snapshots.get(source.name)
+        if snapshot is not None and source.name not in skip:
+            problems.extend(sync_media(store, source, snapshot))
+    return problems
+
+
+def sync_media(store: Store, source: Source, snapshot: Snapshot, *,
+               paths: Collection[str] | None = None) -> list[Problem]:
+    """Bring the store's copy of one source's media in line with the disk.
+
+    With `paths` (a targeted scan: rel paths named by a webhook or a git diff) only those
+    files are looked at: each is copied if it is a media file on disk and dropped if not;
+    without it the snapshot's full media list is the truth, and stored files it no longer
+    lists are dropped (except below folders that could not be listed)."""
+    stored = store.media_stats(source.name)
+    if paths is None:
+        present = list(snapshot.media)
+        listed = set(present)
+        gone = [p for p in stored if p not in listed and not snapshot.is_unseen(p)]
+    else:
+        present, gone = [], []
+        for rel in sorted(set(paths)):
+            if is_note_path(rel):
+                continue
+            (present if resolve_media_path(source, rel) is not None else gone).append(rel)
+        gone = [p for p in gone if p in stored]
+    problems: list[Problem] = []
+    copied = 0
+    with store.media_batch(source.name) as batch:
+        for rel in present:
+            outcome = _copy_one(batch, source, rel, stored.get(rel))
+            if isinstance(outcome, Problem):
+                problems.append(outcome)
+                if rel in stored:
+                    batch.remove(rel)
+            elif outcome:
+                copied += 1
+        for rel in gone:
+            batch.remove(rel)
+    if copied or gone:
+        logger.info("media synced: source=%s copied=%d removed=%d skipped=%d", source.name,
+                    copied, len(gone), len(problems))
+    return problems
+
+
+def _copy_one(batch: MediaBatch, source: Source, rel: str,
+              stored: tuple[int, int] | None) -> Problem | bool:
+    """Copy one file; False when unchanged or vanished, a Problem when refused."""
+    path = resolve_media_path(source, rel)
+    if path is None:
+        return False  # vanished or turned into a link out of the source since the walk
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if stored == (st.st_size, st.st_mtime_ns):
+        return False
+    limit = source.max_file_bytes
+    if st.st_size > limit:
+        return Problem(source=source.name, path=rel,
+                       reason=f"media file is {st.st_size} bytes, over max_file_bytes={limit}: "
+                              f"not copied into the store")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        return Problem(source=source.name, path=rel, reason=f"media file cannot be read: "
+                                                            f"{e.strerror}")
+    if len(data) > limit:
+        return Problem(source=source.name, path=rel,
+                       reason=f"media file grew over max_file_bytes={limit}")
+    digest = hashlib.sha256(data).hexdigest()
+    modified = dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, dt.timezone.utc)
+    info = MediaInfo(source=source.name, rel_path=rel, hash=digest, size=len(data),
+                     mtime_ns=st.st_mtime_ns, media_type=guess_media_type(rel),
+                     last_modified=modified.replace(microsecond=0))
+    batch.put(info, None if batch.has_blob(digest) else data)
+    return True

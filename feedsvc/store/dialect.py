@@ -1,0 +1,83 @@
+"""The dialect-specific corner of the store: everything that differs between SQLite and
+PostgreSQL lives here (engine options, SQLite pragmas, the lock migrations run under), so the
+rest of the store is portable SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL
+from sqlalchemy import Connection
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy import text
+from sqlalchemy.pool import NullPool
+
+SQLITE_BUSY_MS = 30_000
+# one fixed key for "the schema of this database is being changed" (pg_advisory_xact_lock)
+MIGRATION_LOCK_KEY = zlib.crc32(b"feedsvc.migrate")
+
+
+def engine_options(url: URL) -> dict[str, Any]:
+    """create_engine() keyword arguments for this backend."""
+    if url.get_backend_name() == "sqlite":
+        database = url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return {"connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000}}
+    return {"pool_pre_ping": True}
+
+
+def prepare_engine(engine: Engine) -> None:
+    """Per-connection set-up: WAL and a busy timeout on SQLite (several processes share one
+    file; readers never block the writer)."""
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@contextmanager
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection inside one transaction that holds the store's schema lock until it
+    commits: on PostgreSQL a transaction-level advisory lock, on SQLite `BEGIN EXCLUSIVE`.
+    Every process that starts on the store goes through here, so N of them started at once
+    on an empty or an older store migrate one after the other, and the later ones find the
+    work done. Commits on success, rolls back (schema untouched) on error."""
+    if engine.dialect.name == "sqlite":
+        # pysqlite opens transactions itself (and not before DDL); take control so the
+        # whole check-stamp-upgrade runs in one exclusive transaction
+        exclusive = create_engine(engine.url, poolclass=NullPool,
+                                  **engine_options(engine.url))
+        event.listen(exclusive, "connect", _sqlite_pragmas)
+        event.listen(exclusive, "connect", _sqlite_manual_transactions)
+        event.listen(exclusive, "begin", _sqlite_begin_exclusive)
+        try:
+            with exclusive.begin() as conn:
+                yield conn
+        finally:
+            exclusive.dispose()
+        return
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        yield conn
+
+
+def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_exclusive(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN EXCLUSIVE")
