@@ -22,6 +22,9 @@ from feedsvc.store import Store
 from feedsvc.store import open_store
 from feedsvc.web import create_app
 
+from pg import PostgresNotInstalled
+from pg import PostgresServer
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 SHARED = Path(os.environ.get("FEEDSVC_SHARED_DIR", REPO.parent / "shared"))
@@ -129,6 +132,40 @@ def config(config_path: Path) -> Config:
 @pytest.fixture
 def store(config: Config) -> Iterator[Store]:
     s = open_store(config.store_url, keep_per_category=config.store.keep_per_category,
+                   tombstone_days=config.feeds.tombstone_days)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the whole session (FAILS, never skips, when not installed)."""
+    try:
+        server = PostgresServer()
+    except PostgresNotInstalled as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        server.start()
+    except Exception as e:  # initdb/pg_ctl output says why; clean the folder up either way
+        server.stop()
+        pytest.fail(f"cannot start the test PostgreSQL server: {e}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on both backends: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{(tmp_path / 'backend.db').as_posix()}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.database()
+
+
+@pytest.fixture
+def backend_store(store_url: str, config: Config) -> Iterator[Store]:
+    """`store` on each backend (modules that run on both say `store = backend_store`)."""
+    s = open_store(store_url, keep_per_category=config.store.keep_per_category,
                    tombstone_days=config.feeds.tombstone_days)
     yield s
     s.close()

@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 
 from feedsvc.config import load_config
 from feedsvc.scan import Scanner
@@ -16,6 +17,13 @@ from feedsvc.store import Store
 from conftest import Clock
 from conftest import NotesDir
 from conftest import write_config
+
+
+@pytest.fixture
+def store(backend_store: Store) -> Store:
+    """Every test here runs on SQLite and on a real PostgreSQL (conftest.store_url)."""
+    return backend_store
+
 
 UTC = dt.timezone.utc
 

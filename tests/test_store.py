@@ -17,6 +17,12 @@ UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
 
 
+@pytest.fixture
+def store(backend_store: Store) -> Store:
+    """Every test here runs on SQLite and on a real PostgreSQL (conftest.store_url)."""
+    return backend_store
+
+
 def entry(i: int, *, slug_cat: str = "nlp", published: dt.datetime | None = None,
           updated: dt.datetime | None = None, title: str | None = None) -> Entry:
     pub = published or T0 - dt.timedelta(days=i)

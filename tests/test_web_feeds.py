@@ -9,9 +9,16 @@ import brotli
 import pytest
 
 from feedsvc.scan import Scanner
+from feedsvc.store import Store
 
 from conftest import Clock
 from conftest import NotesDir
+
+
+@pytest.fixture
+def store(backend_store: Store) -> Store:
+    """Every test here runs on SQLite and on a real PostgreSQL (conftest.store_url)."""
+    return backend_store
 
 TYPES = {"rss": "application/rss+xml; charset=utf-8",
          "atom": "application/atom+xml; charset=utf-8",
