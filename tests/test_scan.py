@@ -285,3 +285,18 @@ def test_scans_do_not_overlap_and_bursts_coalesce(notes: NotesDir, scanner: Scan
         assert statuses[0] == "started" and set(statuses[1:]) == {"queued"}
     assert scanner.wait_idle(10)
     assert scanner.scans_run == 2  # the running one plus exactly one for the whole burst
+
+
+@pytest.mark.parametrize("front_matter", ['author: "x\\0y"', 'summary: "s\\0t"',
+                                          'category: "C\\0D"', 'tags: ["a\\0b"]'])
+def test_nul_escapes_in_front_matter_do_not_break_scans(notes: NotesDir, scanner: Scanner,
+                                                        store: Store, clock: Clock,
+                                                        front_matter: str) -> None:
+    """PostgreSQL text cannot hold NUL (YAML's "\\0" escape makes one): on both backends the
+    note is published and later scans go on."""
+    notes.write_bytes("NLP/a.md", f"---\n{front_matter}\ndate: 2025-01-01\n---\n\nbody".encode())
+    assert len(scanner.run().added) == 1
+    notes.touch_forward("NLP/a.md")
+    second = scanner.run()
+    assert second.added == () and second.source_errors == ()
+    assert [e.id for e in store.latest_entries("all", clock())] == ["notes/NLP/a.md"]

@@ -38,6 +38,31 @@ def prepare_engine(engine: Engine) -> None:
     file; readers never block the writer)."""
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "before_cursor_execute", _strip_nul, retval=True)
+
+
+def _strip_nul(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> tuple[str, Any]:
+    """PostgreSQL text cannot hold NUL (SQLite can): a front-matter "\\0" escape would
+    fail every scan there. XML forbids the character anyway, so it is dropped from every
+    string sent, the same in writes and in the lookups that match them."""
+    if executemany and isinstance(parameters, list):
+        return statement, [_clean(p) for p in parameters]
+    return statement, _clean(parameters)
+
+
+def _clean(params: Any) -> Any:
+    if isinstance(params, dict):
+        if any(isinstance(v, str) and "\x00" in v for v in params.values()):
+            return {k: v.replace("\x00", "") if isinstance(v, str) else v
+                    for k, v in params.items()}
+        return params
+    if isinstance(params, (list, tuple)):
+        if any(isinstance(v, str) and "\x00" in v for v in params):
+            return type(params)(v.replace("\x00", "") if isinstance(v, str) else v
+                                for v in params)
+    return params
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
