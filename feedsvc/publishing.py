@@ -20,6 +20,7 @@ from feedsvc.feeds import RenderedFeed
 from feedsvc.feeds import etag_for
 from feedsvc.feeds import render_feed
 from feedsvc.feeds import render_opml
+from feedsvc.feeds.info import ttl_minutes
 from feedsvc.model import Category
 from feedsvc.model import Clock
 from feedsvc.model import FeedFormat
@@ -95,9 +96,15 @@ class Publisher:
             self._cache[key] = served
             return served
 
+    def as_of(self) -> dt.datetime:
+        """The moment feeds show entries for: the store's last validator refresh, not the
+        clock, so every process renders the bytes the signature covered (a future-dated entry
+        appears when the scheduler or a scan refreshes the feeds, with a new Last-Modified)."""
+        return self.store.feeds_as_of() or self.clock()
+
     def _render(self, slug: str, fmt: FeedFormat, last_modified: dt.datetime, revision: int,
                 signature: str) -> ServedFeed:
-        now = self.clock()
+        now = self.as_of()
         entries = self.store.latest_entries(slug, now)
         tombstones = self.store.tombstones(slug, now) if fmt is FeedFormat.ATOM else []
         rendered = render_feed(fmt, self.feed_info(slug, last_modified, entries_category=(
@@ -115,14 +122,13 @@ class Publisher:
         else:
             name = entries_category.name if entries_category else self.category_name(slug)
             title = f"{site.title} · {name}"
-        poll = self.config.scheduler.poll_seconds
         return FeedInfo(slug=slug, title=title, description=site.description,
                         language=site.language, author=site.author or site.title,
                         last_modified=last_modified, hubs=self.config.websub.hubs,
-                        ttl_minutes=max(1, (poll + 59) // 60) if poll else 60)
+                        ttl_minutes=ttl_minutes(self.config))
 
     def category_name(self, slug: str) -> str:
-        for category, _ in self.store.categories(self.clock()):
+        for category, _ in self.store.categories(self.as_of()):
             if category.slug == slug:
                 return category.name
         return slug
@@ -133,7 +139,7 @@ class Publisher:
         cached = self._opml
         if cached is not None and cached[0] == revision:
             return cached[1]
-        now = self.clock()
+        now = self.as_of()
         categories = [c for c, _ in self.store.categories(now)]
         state = self.store.feed_state(ALL)
         modified = state.last_modified if state else now.replace(microsecond=0)
@@ -144,4 +150,4 @@ class Publisher:
         return rendered
 
     def feed_slugs(self) -> list[str]:
-        return [ALL] + [c.slug for c, _ in self.store.categories(self.clock())]
+        return [ALL] + [c.slug for c, _ in self.store.categories(self.as_of())]

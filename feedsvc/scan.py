@@ -25,6 +25,7 @@ from feedsvc.content import read_note
 from feedsvc.content.excerpt import ExcerptSettings
 from feedsvc.content.links import keys_for_note
 from feedsvc.errors import NoteError
+from feedsvc.feeds.info import feed_context
 from feedsvc.errors import SourceError
 from feedsvc.model import Changeset
 from feedsvc.model import Clock
@@ -93,6 +94,7 @@ class Scanner:
                  on_feeds_changed: Callable[[tuple[str, ...]], None] | None = None) -> None:
         self.config = config
         self.store = store
+        store.feed_context = feed_context(config)
         self.clock = clock
         self.urls = Urls(config.site.base_url)
         self.settings = content_settings(config)
@@ -224,7 +226,7 @@ class Scanner:
         rendered: list[EntryChange] = []
         if any(c or m for c, m in work.values()):
             changeset_parts, rendered = self._plan_and_render(
-                snapshots, stored, work, allow_mass_delete=allow_mass_delete,
+                snapshots, stored, work, now=started, allow_mass_delete=allow_mass_delete,
                 source_errors=source_errors, progress=progress)
         new_problem_paths = {(p.source, p.path) for part in changeset_parts for p in part.problems}
         problems.extend(p for part in changeset_parts for p in part.problems)
@@ -285,10 +287,11 @@ class Scanner:
 
     def _plan_and_render(
         self, snapshots: dict[str, Snapshot], stored: dict[str, dict[str, StoredNote]],
-        work: dict[str, tuple[list[NoteFile], list[StoredNote]]], *, allow_mass_delete: bool,
-        source_errors: list[Problem], progress: Progress | None,
+        work: dict[str, tuple[list[NoteFile], list[StoredNote]]], *, now: dt.datetime,
+        allow_mass_delete: bool, source_errors: list[Problem], progress: Progress | None,
     ) -> tuple[list[SourcePlan], list[EntryChange]]:
-        now = self.clock()
+        # one `now` for the whole scan (the one the store applies with): a note first seen
+        # in this scan is dated no later than the moment its feeds' validators are computed
         refs = {r.id: r for r in self.store.entry_refs()}
         slugs = SlugRegistry(refs)
         overrides = self._slug_overrides()

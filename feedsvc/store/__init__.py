@@ -45,6 +45,7 @@ from feedsvc.store import locks as lock_queries
 from feedsvc.store import state
 from feedsvc.store.entries import ALL
 from feedsvc.store.schema import entries
+from feedsvc.store.schema import feed_states
 from feedsvc.store.schema import first_seen
 from feedsvc.store.schema import links
 from feedsvc.store.schema import metadata
@@ -104,6 +105,9 @@ class Store:
         self.engine = engine
         self.keep_per_category = keep_per_category
         self.tombstone_days = tombstone_days
+        # what else a feed's bytes depend on (config, format version): set by the scanner;
+        # when it changes, every feed's validators are recomputed (and Last-Modified moves)
+        self.feed_context = ""
         self._write_lock = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------------------
@@ -213,16 +217,35 @@ class Store:
                 if rows:
                     conn.execute(insert(first_seen), rows)
 
-            tombstone_since = now - dt.timedelta(days=self.tombstone_days)
-            state.purge_tombstones(conn, tombstone_since)
-            changed = state.refresh_feed_states(conn, affected, limit=self.keep_per_category,
-                                                now=now, tombstone_since=tombstone_since)
+            affected |= state.purge_tombstones(
+                conn, now - dt.timedelta(days=self.tombstone_days))
+            changed = self._refresh_feeds(conn, affected, now)
             revision = state.revision(conn)
             if changed or not changes.is_empty:
                 revision = state.bump_revision(conn)
             if changes.report is not None:
                 state.set_meta(conn, "last_scan", json.dumps(changes.report.to_dict()))
         return ApplyResult(revision=revision, changed_feeds=tuple(changed))
+
+    def _refresh_feeds(self, conn: Connection, affected: set[str], now: dt.datetime) -> list[str]:
+        """Recompute the validators of the affected feeds, of the feeds whose entries came due
+        since the last refresh and, when the rendering context changed, of every feed; then
+        record `now` as the moment feeds are rendered for (feeds_as_of)."""
+        slugs = set(affected)
+        slugs |= state.slugs_coming_due(conn, state.feeds_as_of(conn), now)
+        if state.get_meta(conn, state.CONTEXT_KEY) != self.feed_context:
+            slugs |= set(entry_queries.all_category_slugs(conn)) | {ALL}
+            slugs |= {s for s in _feed_state_slugs(conn)}
+            state.set_meta(conn, state.CONTEXT_KEY, self.feed_context)
+        changed = state.refresh_feed_states(conn, slugs, limit=self.keep_per_category, now=now,
+                                            context=self.feed_context)
+        state.set_feeds_as_of(conn, now)
+        return changed
+
+    def feeds_as_of(self) -> dt.datetime | None:
+        """The moment feeds are rendered for (see state.feeds_as_of); None before any scan."""
+        with self._read() as conn:
+            return state.feeds_as_of(conn)
 
     def _known_first_seen(self, conn: Connection, changes: Changeset) -> set[str]:
         ids = [i for i, _ in changes.first_seen]
@@ -268,9 +291,7 @@ class Store:
         """Recompute every feed's validators as of now (future-dated entries coming due)."""
         with self._write() as conn:
             slugs = set(entry_queries.all_category_slugs(conn)) | {ALL}
-            tombstone_since = now - dt.timedelta(days=self.tombstone_days)
-            changed = state.refresh_feed_states(conn, slugs, limit=self.keep_per_category,
-                                                now=now, tombstone_since=tombstone_since)
+            changed = self._refresh_feeds(conn, slugs, now)
             if changed:
                 state.bump_revision(conn)
         return tuple(changed)
@@ -308,7 +329,7 @@ class Store:
 
     def tombstones(self, slug: str, now: dt.datetime) -> list[Tombstone]:
         with self._read() as conn:
-            return state.list_tombstones(conn, slug, now - dt.timedelta(days=self.tombstone_days))
+            return state.list_tombstones(conn, slug)
 
     def next_due(self, now: dt.datetime) -> dt.datetime | None:
         with self._read() as conn:
@@ -348,6 +369,10 @@ class Store:
     def lock_holder(self, name: str, now: dt.datetime) -> str | None:
         with self._read() as conn:
             return lock_queries.holder(conn, name, now)
+
+
+def _feed_state_slugs(conn: Connection) -> list[str]:
+    return list(conn.execute(select(feed_states.c.slug)).scalars())
 
 
 def _entry_row(entry: Entry) -> dict[str, Any]:

@@ -46,15 +46,45 @@ def bump_revision(conn: Connection) -> int:
     return value
 
 
+AS_OF_KEY = "feeds_as_of"
+CONTEXT_KEY = "feed_context"
+
+
+def feeds_as_of(conn: Connection) -> dt.datetime | None:
+    """The moment every feed's validators were last computed for: feeds are rendered with the
+    entries visible at this moment, never at the clock of the request, so the bytes are exactly
+    what the signature covered."""
+    value = get_meta(conn, AS_OF_KEY)
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def set_feeds_as_of(conn: Connection, moment: dt.datetime) -> None:
+    set_meta(conn, AS_OF_KEY, moment.astimezone(dt.timezone.utc).isoformat())
+
+
+def slugs_coming_due(conn: Connection, before: dt.datetime | None,
+                     now: dt.datetime) -> set[str]:
+    """Categories with an entry whose visibility differs between `before` and `now` (a
+    future-dated entry that came due): their feeds must be recomputed too."""
+    if before is None or before == now:
+        return set()
+    low, high = min(before, now), max(before, now)
+    query = select(entries.c.category_slug).where(entries.c.published > low,
+                                                  entries.c.published <= high).distinct()
+    found = set(conn.execute(query).scalars())
+    return found | {ALL} if found else found
+
+
 def feed_signature(conn: Connection, slug: str, limit: int, now: dt.datetime,
-                   tombstone_since: dt.datetime) -> tuple[str, dt.datetime | None]:
-    """A hash of everything the feed shows, and its newest `updated`."""
+                   context: str = "") -> tuple[str, dt.datetime | None]:
+    """A hash of everything the feed shows (entries visible at `now`, its tombstones and the
+    rendering context: config and format version), and its newest `updated` or deletion."""
     query = select(entries.c.id, entries.c.published, entries.c.updated, entries.c.title,
                    entries.c.category_name, entries.c.slug, entries.c.tags, entries.c.excerpt,
                    entries.c.html, entries.c.author).where(entries.c.published <= now)
     if slug != ALL:
         query = query.where(entries.c.category_slug == slug)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(context.encode("utf-8") + b"\x1d")
     newest: dt.datetime | None = None
     for row in conn.execute(query.order_by(*ORDER).limit(limit)):
         for value in row:
@@ -64,21 +94,26 @@ def feed_signature(conn: Connection, slug: str, limit: int, now: dt.datetime,
         updated = row.updated
         if newest is None or updated > newest:
             newest = updated
-    for stone in list_tombstones(conn, slug, tombstone_since):
-        digest.update(f"{stone.id}\x1f{stone.deleted.isoformat()}\x1e".encode())
+    for stone in list_tombstones(conn, slug):
+        digest.update(f"{stone.id}\x1f{stone.deleted.isoformat()}\x1f{stone.title}\x1f"
+                      f"{stone.link}\x1e".encode("utf-8", "surrogatepass"))
+        if newest is None or stone.deleted > newest:
+            newest = stone.deleted
     return digest.hexdigest()[:32], newest
 
 
 def refresh_feed_states(conn: Connection, slugs: set[str], *, limit: int, now: dt.datetime,
-                        tombstone_since: dt.datetime) -> list[str]:
+                        context: str = "") -> list[str]:
     """Recompute validators of the given feeds; return the slugs whose content changed.
 
-    Last-Modified is the newest `updated` in the feed when that moved forward; when the feed
-    changed without anything newer (a deletion, a back-dated note) it is the time of change.
-    It never moves backwards."""
+    Last-Modified is the newest `updated` (or deletion) in the feed when that moved forward;
+    when the feed changed without anything newer (a back-dated note, a config change) it is
+    the time of change. It never moves backwards, and it moves whenever the content does."""
     changed: list[str] = []
     for slug in sorted(slugs):
-        signature, newest = feed_signature(conn, slug, limit, now, tombstone_since)
+        signature, newest = feed_signature(conn, slug, limit, now, context)
+        if newest is not None and newest > now:
+            newest = now  # a front-matter date in the future is no time of change
         old = get_feed_state(conn, slug)
         if old is not None and old.signature == signature:
             continue
@@ -105,8 +140,13 @@ def get_feed_state(conn: Connection, slug: str) -> FeedState | None:
     return FeedState(slug=row.slug, signature=row.signature, last_modified=row.last_modified)
 
 
-def list_tombstones(conn: Connection, slug: str, since: dt.datetime) -> list[Tombstone]:
-    query = select(tombstones).where(tombstones.c.deleted >= since)
+def list_tombstones(conn: Connection, slug: str,
+                    since: dt.datetime | None = None) -> list[Tombstone]:
+    """A feed's tombstones; expired ones are purged by a scan (purge_tombstones), so a feed
+    shows exactly what its signature covered, whatever the clock says when it is rendered."""
+    query = select(tombstones)
+    if since is not None:
+        query = query.where(tombstones.c.deleted >= since)
     if slug != ALL:
         query = query.where(tombstones.c.category_slug == slug)
     else:
@@ -125,8 +165,13 @@ def add_tombstone(conn: Connection, *, entry_id: str, category_slug: str, title:
                                            title=title, entry_path=entry_path, deleted=deleted))
 
 
-def purge_tombstones(conn: Connection, before: dt.datetime) -> None:
-    conn.execute(delete(tombstones).where(tombstones.c.deleted < before))
+def purge_tombstones(conn: Connection, before: dt.datetime) -> set[str]:
+    """Drop expired tombstones; return the feeds that showed them (their bytes change)."""
+    expired = select(tombstones.c.category_slug).where(tombstones.c.deleted < before).distinct()
+    slugs = set(conn.execute(expired).scalars())
+    if slugs:
+        conn.execute(delete(tombstones).where(tombstones.c.deleted < before))
+    return slugs
 
 
 def load_json(conn: Connection, key: str) -> Any:
