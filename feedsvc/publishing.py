@@ -141,7 +141,7 @@ class Publisher:
             return cached[1]
         now = self.as_of()
         categories = [c for c, _ in self.store.categories(now)]
-        state = self.store.feed_state(ALL)
+        state = self.store.opml_state()
         modified = state.last_modified if state else now.replace(microsecond=0)
         body = render_opml(self.config.site.title, categories, self.urls, modified)
         rendered = RenderedFeed(body=body, media_type=OPML_MEDIA_TYPE, etag=etag_for(body),

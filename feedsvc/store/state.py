@@ -19,6 +19,7 @@ from feedsvc.model import FeedState
 from feedsvc.model import Tombstone
 from feedsvc.store.entries import ALL
 from feedsvc.store.entries import ORDER
+from feedsvc.store.entries import category_counts
 from feedsvc.store.schema import entries
 from feedsvc.store.schema import feed_states
 from feedsvc.store.schema import meta
@@ -131,6 +132,27 @@ def refresh_feed_states(conn: Connection, slugs: set[str], *, limit: int, now: d
                                                 last_modified=last_modified))
         changed.append(slug)
     return changed
+
+
+OPML = "/opml"  # the OPML's row in feed_states (no feed slug has a "/")
+
+
+def refresh_opml_state(conn: Connection, now: dt.datetime, context: str = "") -> bool:
+    """The OPML's validators: they move only when the list of categories (name, slug) does."""
+    digest = hashlib.sha256(context.encode("utf-8") + b"\x1d")
+    for category, _ in category_counts(conn, now):
+        digest.update(f"{category.slug}\x1f{category.name}\x1e".encode("utf-8", "surrogatepass"))
+    signature = digest.hexdigest()[:32]
+    old = get_feed_state(conn, OPML)
+    if old is not None and old.signature == signature:
+        return False
+    last_modified = now.replace(microsecond=0)
+    if old is not None and last_modified <= old.last_modified:
+        last_modified = old.last_modified + dt.timedelta(seconds=1)
+    conn.execute(delete(feed_states).where(feed_states.c.slug == OPML))
+    conn.execute(insert(feed_states).values(slug=OPML, signature=signature,
+                                            last_modified=last_modified))
+    return True
 
 
 def get_feed_state(conn: Connection, slug: str) -> FeedState | None:
