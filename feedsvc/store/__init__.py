@@ -160,6 +160,16 @@ class Store:
                                            problem=r.problem, entry_id=r.entry_id)
                     for r in rows}
 
+    def source_imported(self, source: str) -> bool:
+        """Whether a scan of this source was applied before: then a file never seen is a new
+        file (dated when first seen), not part of a first import (dated by git or mtime)."""
+        with self._read() as conn:
+            if source in state.imported_sources(conn):
+                return True
+            # a store written before this was recorded: any note row means it was scanned
+            return conn.execute(select(notes.c.rel_path).where(notes.c.source == source)
+                                .limit(1)).first() is not None
+
     def entry_refs(self, source: str | None = None) -> list[EntryRef]:
         with self._read() as conn:
             return entry_queries.entry_refs(conn, source)
@@ -225,6 +235,8 @@ class Store:
                 revision = state.bump_revision(conn)
             if changes.report is not None:
                 state.set_meta(conn, "last_scan", json.dumps(changes.report.to_dict()))
+            if changes.imported_sources:
+                state.mark_imported(conn, changes.imported_sources)
         return ApplyResult(revision=revision, changed_feeds=tuple(changed))
 
     def _refresh_feeds(self, conn: Connection, affected: set[str], now: dt.datetime) -> list[str]:

@@ -37,6 +37,20 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
         conn.execute(insert(meta).values(key=key, value=value))
 
 
+IMPORTED_KEY = "imported_sources"
+
+
+def imported_sources(conn: Connection) -> set[str]:
+    value = get_meta(conn, IMPORTED_KEY)
+    return set(json.loads(value)) if value else set()
+
+
+def mark_imported(conn: Connection, sources: tuple[str, ...]) -> None:
+    known = imported_sources(conn)
+    if not set(sources) <= known:
+        set_meta(conn, IMPORTED_KEY, json.dumps(sorted(known | set(sources)), ensure_ascii=False))
+
+
 def revision(conn: Connection) -> int:
     return int(get_meta(conn, "revision") or 0)
 
