@@ -27,6 +27,7 @@ from feedsvc.model import FeedFormat
 from feedsvc.store import ALL
 from feedsvc.store import Store
 from feedsvc.urls import Urls
+from feedsvc.urls import default_authority
 
 REVISION_TTL_SECONDS = 1.0  # how stale another process's change may look here
 
@@ -47,6 +48,13 @@ class ServedFeed:
     signature: str
 
 
+def site_urls(config: Config, store: Store) -> Urls:
+    """The site's Urls with the id authority this store fixed at first use."""
+    site = config.site
+    return Urls(site.base_url, store.id_authority(default_authority(site.base_url),
+                                                  site.id_authority))
+
+
 class Publisher:
     """Renders and caches feeds; thread-safe."""
 
@@ -54,7 +62,7 @@ class Publisher:
         self.config = config
         self.store = store
         self.clock = clock
-        self.urls = Urls(config.site.base_url)
+        self.urls = site_urls(config, store)
         self._cache: dict[tuple[str, FeedFormat], ServedFeed] = {}
         self._lock = threading.Lock()
         self.renders = 0

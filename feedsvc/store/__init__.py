@@ -160,6 +160,30 @@ class Store:
                                            problem=r.problem, entry_id=r.entry_id)
                     for r in rows}
 
+    def id_authority(self, default: str, configured: str = "") -> str:
+        """The naming authority of entry ids, fixed once per store: the first caller's
+        `configured` value (site.id_authority) or else `default` (the host of base_url) is
+        kept in the meta table; later a different value configured is ignored, with a
+        warning naming site.id_authority, so ids never change (a domain move changes none)."""
+        wanted = configured or default
+        with self._write_lock:
+            try:
+                with self.engine.begin() as conn:
+                    stored = state.get_meta(conn, state.ID_AUTHORITY_KEY)
+                    if stored is None:
+                        state.set_meta(conn, state.ID_AUTHORITY_KEY, wanted)
+                        stored = wanted
+            except SQLAlchemyError:  # another process fixed it at the same moment
+                with self._read() as conn:
+                    stored = state.get_meta(conn, state.ID_AUTHORITY_KEY)
+                if stored is None:
+                    raise StoreError("cannot record the id authority") from None
+        if configured and configured != stored:
+            logger.warning("site.id_authority=%r ignored: this store's entry ids use %r since "
+                           "its first use (ids never change); set site.id_authority = %r or "
+                           "remove the key", configured, stored, stored)
+        return stored
+
     def source_imported(self, source: str) -> bool:
         """Whether a scan of this source was applied before: then a file never seen is a new
         file (dated when first seen), not part of a first import (dated by git or mtime)."""

@@ -38,6 +38,7 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
 
 
 IMPORTED_KEY = "imported_sources"
+ID_AUTHORITY_KEY = "id_authority"
 
 
 def imported_sources(conn: Connection) -> set[str]:
