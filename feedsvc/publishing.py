@@ -129,7 +129,7 @@ class Publisher:
             title = site.title
         else:
             name = entries_category.name if entries_category else self.category_name(slug)
-            title = f"{site.title} · {name}"
+            title = f"{name} · {site.title}"  # a narrow feed list shows the category first
         return FeedInfo(slug=slug, title=title, description=site.description,
                         language=site.language, author=site.author or site.title,
                         last_modified=last_modified, hubs=self.config.websub.hubs,

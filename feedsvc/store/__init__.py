@@ -271,7 +271,7 @@ class Store:
         slugs |= state.slugs_coming_due(conn, state.feeds_as_of(conn), now)
         if state.get_meta(conn, state.CONTEXT_KEY) != self.feed_context:
             slugs |= set(entry_queries.all_category_slugs(conn)) | {ALL}
-            slugs |= {s for s in _feed_state_slugs(conn) if s != state.OPML}
+            slugs |= set(_feed_state_slugs(conn))
             state.set_meta(conn, state.CONTEXT_KEY, self.feed_context)
         changed = state.refresh_feed_states(conn, slugs, limit=self.keep_per_category, now=now,
                                             context=self.feed_context)
@@ -282,7 +282,7 @@ class Store:
 
     def opml_state(self) -> FeedState | None:
         with self._read() as conn:
-            return state.get_feed_state(conn, state.OPML)
+            return state.get_opml_state(conn)
 
     def feeds_as_of(self) -> dt.datetime | None:
         """The moment feeds are rendered for (see state.feeds_as_of); None before any scan."""

@@ -149,7 +149,8 @@ def refresh_feed_states(conn: Connection, slugs: set[str], *, limit: int, now: d
     return changed
 
 
-OPML = "/opml"  # the OPML's row in feed_states (no feed slug has a "/")
+OPML_SIGNATURE_KEY = "opml_signature"
+OPML_MODIFIED_KEY = "opml_last_modified"
 
 
 def refresh_opml_state(conn: Connection, now: dt.datetime, context: str = "") -> bool:
@@ -158,16 +159,24 @@ def refresh_opml_state(conn: Connection, now: dt.datetime, context: str = "") ->
     for category, _ in category_counts(conn, now):
         digest.update(f"{category.slug}\x1f{category.name}\x1e".encode("utf-8", "surrogatepass"))
     signature = digest.hexdigest()[:32]
-    old = get_feed_state(conn, OPML)
+    old = get_opml_state(conn)
     if old is not None and old.signature == signature:
         return False
     last_modified = now.replace(microsecond=0)
     if old is not None and last_modified <= old.last_modified:
         last_modified = old.last_modified + dt.timedelta(seconds=1)
-    conn.execute(delete(feed_states).where(feed_states.c.slug == OPML))
-    conn.execute(insert(feed_states).values(slug=OPML, signature=signature,
-                                            last_modified=last_modified))
+    set_meta(conn, OPML_SIGNATURE_KEY, signature)
+    set_meta(conn, OPML_MODIFIED_KEY, last_modified.isoformat())
     return True
+
+
+def get_opml_state(conn: Connection) -> FeedState | None:
+    signature = get_meta(conn, OPML_SIGNATURE_KEY)
+    modified = get_meta(conn, OPML_MODIFIED_KEY)
+    if signature is None or modified is None:
+        return None
+    return FeedState(slug="feeds.opml", signature=signature,
+                     last_modified=dt.datetime.fromisoformat(modified))
 
 
 def get_feed_state(conn: Connection, slug: str) -> FeedState | None:
