@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ class SiteConfig:
     timezone: str = _opt("UTC", "zone for dates written without an offset, and for display")
     author: str = _opt("", "author named in feeds")
     description: str = _opt("Notes, published as feeds", "feed subtitle / description")
+    id_authority: str = _opt(
+        "", "naming authority of entry ids (tag:<authority>,2024:...); empty: the host of the "
+            "first base_url; fixed in the store at first use")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -306,12 +310,19 @@ def _check_type(key: str, hint: Any, value: Any, label: str) -> Any:
     raise TypeError(f"unsupported config type {hint!r} for {key}")
 
 
+_ID_AUTHORITY = re.compile(r"([A-Za-z0-9._%+-]+@)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+
+
 def _validate(sections: dict[str, Any], label: str) -> None:
     site: SiteConfig = sections["site"]
     parts = urlsplit(site.base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError("site.base_url", f"expected an absolute http(s) URL, got {site.base_url!r}",
                           file=label)
+    if site.id_authority and not _ID_AUTHORITY.fullmatch(site.id_authority):
+        raise ConfigError("site.id_authority", "expected a domain name or an e-mail address "
+                          f"(RFC 4151 taggingEntity), got {site.id_authority!r}", file=label)
     try:
         ZoneInfo(site.timezone)
     except (ZoneInfoNotFoundError, ValueError):

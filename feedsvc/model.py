@@ -233,6 +233,7 @@ class Changeset:
     delete_entries: tuple[str, ...] = ()
     first_seen: tuple[tuple[str, datetime], ...] = ()
     report: ScanReport | None = None
+    imported_sources: tuple[str, ...] = ()  # sources walked by this scan: later files are new
 
     @property
     def is_empty(self) -> bool:

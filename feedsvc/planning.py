@@ -130,12 +130,18 @@ def plan_source(
     slug_overrides: Mapping[str, str],
     now: dt.datetime,
     kind_override: str | None = None,
+    import_dates: Mapping[str, dt.datetime] | None = None,
 ) -> SourcePlan:
     """Decide what happens to every changed and missing note of one source.
 
     Rename rule: a new path whose bytes hash equal to a path that vanished in this same scan
     keeps the vanished entry's identity, dates and first-seen time. A note that fails to read
-    keeps its previous entry (nothing is lost) and is reported as a Problem."""
+    keeps its previous entry (nothing is lost) and is reported as a Problem.
+
+    First sight: an entry with no first-seen time gets the evidence in `import_dates`
+    (rel_path -> git author date or mtime, gathered on a source's first import) or else `now`,
+    and that time is kept (first_seen) as the published date of an undated note."""
+    evidence = import_dates or {}
     plan = SourcePlan(source=source.name)
     by_hash: dict[str, StoredNote] = {}
     for old in missing:
@@ -193,8 +199,8 @@ def plan_source(
 
         seen = first_seen.get(entry_id)
         if seen is None:
-            seen = now
-            plan.first_seen.append((entry_id, now))
+            seen = min(evidence.get(note.rel_path, now), now)
+            plan.first_seen.append((entry_id, seen))
         warning = "; ".join(text.warnings) or None
         if warning:
             plan.problems.append(Problem(source=source.name, path=note.rel_path, reason=warning))

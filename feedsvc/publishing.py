@@ -20,12 +20,14 @@ from feedsvc.feeds import RenderedFeed
 from feedsvc.feeds import etag_for
 from feedsvc.feeds import render_feed
 from feedsvc.feeds import render_opml
+from feedsvc.feeds.info import ttl_minutes
 from feedsvc.model import Category
 from feedsvc.model import Clock
 from feedsvc.model import FeedFormat
 from feedsvc.store import ALL
 from feedsvc.store import Store
 from feedsvc.urls import Urls
+from feedsvc.urls import default_authority
 
 REVISION_TTL_SECONDS = 1.0  # how stale another process's change may look here
 
@@ -46,6 +48,13 @@ class ServedFeed:
     signature: str
 
 
+def site_urls(config: Config, store: Store) -> Urls:
+    """The site's Urls with the id authority this store fixed at first use."""
+    site = config.site
+    return Urls(site.base_url, store.id_authority(default_authority(site.base_url),
+                                                  site.id_authority))
+
+
 class Publisher:
     """Renders and caches feeds; thread-safe."""
 
@@ -53,7 +62,7 @@ class Publisher:
         self.config = config
         self.store = store
         self.clock = clock
-        self.urls = Urls(config.site.base_url)
+        self.urls = site_urls(config, store)
         self._cache: dict[tuple[str, FeedFormat], ServedFeed] = {}
         self._lock = threading.Lock()
         self.renders = 0
@@ -95,9 +104,15 @@ class Publisher:
             self._cache[key] = served
             return served
 
+    def as_of(self) -> dt.datetime:
+        """The moment feeds show entries for: the store's last validator refresh, not the
+        clock, so every process renders the bytes the signature covered (a future-dated entry
+        appears when the scheduler or a scan refreshes the feeds, with a new Last-Modified)."""
+        return self.store.feeds_as_of() or self.clock()
+
     def _render(self, slug: str, fmt: FeedFormat, last_modified: dt.datetime, revision: int,
                 signature: str) -> ServedFeed:
-        now = self.clock()
+        now = self.as_of()
         entries = self.store.latest_entries(slug, now)
         tombstones = self.store.tombstones(slug, now) if fmt is FeedFormat.ATOM else []
         rendered = render_feed(fmt, self.feed_info(slug, last_modified, entries_category=(
@@ -114,15 +129,14 @@ class Publisher:
             title = site.title
         else:
             name = entries_category.name if entries_category else self.category_name(slug)
-            title = f"{site.title} · {name}"
-        poll = self.config.scheduler.poll_seconds
+            title = f"{name} · {site.title}"  # a narrow feed list shows the category first
         return FeedInfo(slug=slug, title=title, description=site.description,
                         language=site.language, author=site.author or site.title,
                         last_modified=last_modified, hubs=self.config.websub.hubs,
-                        ttl_minutes=max(1, (poll + 59) // 60) if poll else 60)
+                        ttl_minutes=ttl_minutes(self.config))
 
     def category_name(self, slug: str) -> str:
-        for category, _ in self.store.categories(self.clock()):
+        for category, _ in self.store.categories(self.as_of()):
             if category.slug == slug:
                 return category.name
         return slug
@@ -133,9 +147,9 @@ class Publisher:
         cached = self._opml
         if cached is not None and cached[0] == revision:
             return cached[1]
-        now = self.clock()
+        now = self.as_of()
         categories = [c for c, _ in self.store.categories(now)]
-        state = self.store.feed_state(ALL)
+        state = self.store.opml_state()
         modified = state.last_modified if state else now.replace(microsecond=0)
         body = render_opml(self.config.site.title, categories, self.urls, modified)
         rendered = RenderedFeed(body=body, media_type=OPML_MEDIA_TYPE, etag=etag_for(body),
@@ -144,4 +158,4 @@ class Publisher:
         return rendered
 
     def feed_slugs(self) -> list[str]:
-        return [ALL] + [c.slug for c, _ in self.store.categories(self.clock())]
+        return [ALL] + [c.slug for c, _ in self.store.categories(self.as_of())]

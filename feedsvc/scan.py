@@ -24,7 +24,9 @@ from feedsvc.content import ContentSettings
 from feedsvc.content import read_note
 from feedsvc.content.excerpt import ExcerptSettings
 from feedsvc.content.links import keys_for_note
+from feedsvc.dating import import_dates
 from feedsvc.errors import NoteError
+from feedsvc.feeds.info import feed_context
 from feedsvc.errors import SourceError
 from feedsvc.model import Changeset
 from feedsvc.model import Clock
@@ -94,6 +96,7 @@ class Scanner:
                  on_feeds_changed: Callable[[tuple[str, ...]], None] | None = None) -> None:
         self.config = config
         self.store = store
+        store.feed_context = feed_context(config)
         self.clock = clock
         self.urls = Urls(config.site.base_url)
         self.settings = content_settings(config)
@@ -225,7 +228,7 @@ class Scanner:
         rendered: list[EntryChange] = []
         if any(c or m for c, m in work.values()):
             changeset_parts, rendered = self._plan_and_render(
-                snapshots, stored, work, allow_mass_delete=allow_mass_delete,
+                snapshots, stored, work, now=started, allow_mass_delete=allow_mass_delete,
                 source_errors=source_errors, progress=progress)
         new_problem_paths = {(p.source, p.path) for part in changeset_parts for p in part.problems}
         problems.extend(p for part in changeset_parts for p in part.problems)
@@ -266,6 +269,7 @@ class Scanner:
             delete_entries=tuple(removed),
             first_seen=tuple(f for part in changeset_parts for f in part.first_seen),
             report=report,
+            imported_sources=tuple(sorted(snapshots)),
         )
         result = self.store.apply(changes)
         report = replace(report, changed_feeds=result.changed_feeds)
@@ -288,10 +292,11 @@ class Scanner:
 
     def _plan_and_render(
         self, snapshots: dict[str, Snapshot], stored: dict[str, dict[str, StoredNote]],
-        work: dict[str, tuple[list[NoteFile], list[StoredNote]]], *, allow_mass_delete: bool,
-        source_errors: list[Problem], progress: Progress | None,
+        work: dict[str, tuple[list[NoteFile], list[StoredNote]]], *, now: dt.datetime,
+        allow_mass_delete: bool, source_errors: list[Problem], progress: Progress | None,
     ) -> tuple[list[SourcePlan], list[EntryChange]]:
-        now = self.clock()
+        # one `now` for the whole scan (the one the store applies with): a note first seen
+        # in this scan is dated no later than the moment its feeds' validators are computed
         refs = {r.id: r for r in self.store.entry_refs()}
         slugs = SlugRegistry(refs)
         overrides = self._slug_overrides()
@@ -314,9 +319,10 @@ class Scanner:
                     del claimed[old.entry_id]
             first_seen = self.store.first_seen_times(_candidate_ids(name, reads, stored[name],
                                                                     missing))
+            dates = self._import_dates(source, reads, stored[name], first_seen, now)
             plan = plan_source(source=source, reads=reads, missing=missing, stored=stored[name],
                                refs=refs, first_seen=first_seen, claimed_ids=claimed, slugs=slugs,
-                               slug_overrides=overrides, now=now)
+                               slug_overrides=overrides, now=now, import_dates=dates)
             existing = sum(1 for r in refs.values() if r.source == name)
             guard = guard_deletions(source=name, removed=len(plan.delete_entries),
                                     existing=existing,
@@ -334,6 +340,20 @@ class Scanner:
         jobs = [(p.note, p.text, self.urls.entry(p.category.slug, p.slug)) for p in planned]
         results = render_batch(jobs, index, self.settings)
         return plans, [self._entry_change(p, r) for p, r in zip(planned, results)]
+
+    def _import_dates(self, source: Source, reads: list[ReadResult],
+                      stored: dict[str, StoredNote], first_seen: dict[str, dt.datetime],
+                      now: dt.datetime) -> dict[str, dt.datetime]:
+        """On a source's first import only: git author dates (one `git log` pass) or mtimes
+        for the undated notes seen for the first time; later new files get their first-seen
+        time (an empty mapping here)."""
+        if self.store.source_imported(source.name):
+            return {}
+        undated = {r.note.rel_path: r.note.mtime_ns for r in reads
+                   if r.text is not None and r.text.header.published is None
+                   and r.note.rel_path not in stored
+                   and _candidate_id(source.name, r, stored) not in first_seen}
+        return import_dates(source.root, undated, now=now)
 
     def _slug_overrides(self) -> dict[str, str]:
         return {name: c.slug for name, c in self.config.categories.items() if c.slug}
@@ -432,6 +452,13 @@ class Scanner:
         return EntryChange(entry=entry, links=parsed.links if parsed else ())
 
 
+def _candidate_id(source: str, read: ReadResult, stored: dict[str, StoredNote]) -> str:
+    assert read.text is not None
+    row = stored.get(read.note.rel_path)
+    return (read.text.header.note_id or (row.entry_id if row and row.entry_id else None)
+            or f"{source}/{read.note.rel_path}")
+
+
 def _candidate_ids(source: str, reads: list[ReadResult], stored: dict[str, StoredNote],
                    missing: list[StoredNote]) -> set[str]:
     """Ids whose first-seen time the plan may need: each read note's likely id and the
@@ -440,9 +467,7 @@ def _candidate_ids(source: str, reads: list[ReadResult], stored: dict[str, Store
     for read in reads:
         if read.text is None:
             continue
-        row = stored.get(read.note.rel_path)
-        ids.add(read.text.header.note_id or (row.entry_id if row and row.entry_id else None)
-                or f"{source}/{read.note.rel_path}")
+        ids.add(_candidate_id(source, read, stored))
     return ids
 
 

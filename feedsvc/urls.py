@@ -16,12 +16,17 @@ _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S")
 TAG_DATE = "2024"
 
 
+def default_authority(base_url: str) -> str:
+    """The tag: authority a store takes at first use when site.id_authority is not set."""
+    return urlsplit(base_url.rstrip("/") + "/").hostname or "localhost"
+
+
 class Urls:
     """Builds every absolute URL of the site from one base URL."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, authority: str | None = None) -> None:
         self.base = base_url.rstrip("/") + "/"
-        self.authority = urlsplit(self.base).hostname or "localhost"
+        self.authority = authority or default_authority(base_url)
 
     def path(self, *segments: str) -> str:
         return self.base + "/".join(quote(s, safe="") for s in segments)
@@ -55,7 +60,8 @@ class Urls:
 
     def tag_uri(self, entry_id: str) -> str:
         """A stable, valid URI for an entry id: a URI id is kept (encoded), anything else
-        becomes tag:<host>,2024:<id> with spaces and non-ASCII percent-encoded."""
+        becomes tag:<authority>,2024:<id> with spaces and non-ASCII percent-encoded (the
+        authority is fixed once per store: see Store.id_authority)."""
         if _URI_SCHEME.match(entry_id):
             scheme, rest = entry_id.split(":", 1)
             return f"{scheme}:{quote(rest, safe=_SAFE_IN_PATH + '#?%')}"

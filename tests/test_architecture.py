@@ -12,7 +12,7 @@ LAYERS: list[set[str]] = [
     {"model", "errors", "log", "process"},
     {"config"},
     {"urls", "webhook"},
-    {"sources", "content", "store", "feeds"},
+    {"sources", "content", "store", "feeds", "dating"},
     {"scan", "planning", "siteindex", "rendering", "publishing", "websub", "mediasync"},
     {"scheduler", "web", "export"},
     {"cli"},
@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
 # within layer 4 the orchestrator may use its helpers, which stay below it
 INTRA_LAYER_ALLOWED = {("scan", "mediasync"), ("scan", "planning"), ("scan", "siteindex"), ("scan", "rendering"), ("publishing", "scan"),
                        ("web", "export"), ("export", "web")}
-SIBLINGS = [{"sources", "content", "store", "feeds"}, {"scheduler", "web"}]
+SIBLINGS = [{"sources", "content", "store", "feeds", "dating"}, {"scheduler", "web"}]
 
 
 def top_module(path: Path) -> str:

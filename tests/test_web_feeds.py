@@ -124,6 +124,22 @@ def test_websub_hub_links(tmp_path: Any, notes: NotesDir, clock: Clock) -> None:
                                         '<http://127.0.0.1:9/>; rel="hub"')
     assert b'<link href="http://127.0.0.1:9/" rel="hub"/>' in response.data
     assert b'"hubs":[{"type":"WebSub","url":"http://127.0.0.1:9/"}]' in client.get("/feeds/nlp.json").data
+    # RSS carries the hub inside the document too, right after its rel="self" (issue 10 item 5)
+    from lxml import etree
+
+    from validators import parse_ok
+    from validators import validate_atom
+    rss = client.get("/feeds/nlp.rss").data
+    channel = etree.fromstring(rss).find("channel")
+    assert channel is not None
+    links = [(e.get("rel"), e.get("href")) for e in channel
+             if e.tag == "{http://www.w3.org/2005/Atom}link"]
+    assert links == [("self", "http://feeds.example.org/feeds/nlp.rss"),
+                     ("hub", "http://127.0.0.1:9/")]
+    parsed = parse_ok(rss)
+    assert {"rel": "hub", "href": "http://127.0.0.1:9/"}.items() <= \
+        next(dict(link) for link in parsed.feed.links if link.get("rel") == "hub").items()
+    validate_atom(response.data)
 
 
 def test_opml_is_cached_per_change_and_has_validators(

@@ -1,5 +1,7 @@
-"""LaTeX -> MathML with the TeX kept as annotation and alttext. A formula that fails to
-convert becomes escaped TeX in <code>; the output is sanitized like any other HTML."""
+"""LaTeX -> MathML with the TeX kept in `alttext` only (no `<annotation>`: a text-only reader
+such as newsboat would show the formula twice, its MathML text run into the TeX). A formula
+that fails to convert becomes escaped TeX in <code>; the output is sanitized like any other
+HTML."""
 
 from __future__ import annotations
 
@@ -39,11 +41,8 @@ def tex_to_mathml(tex: str, display: bool) -> str:
         return _fallback(tex, display)
     inner = converted[open_end + 1:close_start]
     escaped = html.escape(tex, quote=True)
-    mathml = (
-        f'<math display="{"block" if display else "inline"}" alttext="{escaped}">'
-        f"<semantics><mrow>{inner}</mrow>"
-        f'<annotation encoding="application/x-tex">{escaped}</annotation></semantics></math>'
-    )
+    mathml = (f'<math display="{"block" if display else "inline"}" alttext="{escaped}">'
+              f"<mrow>{inner}</mrow></math>")
     return nh3.clean(mathml, tags=set(MATHML_TAGS),
                      attributes={tag: set(MATHML_ATTRIBUTES) for tag in MATHML_TAGS})
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass
 
+from feedsvc.config import Config
 from feedsvc.model import FeedFormat
+
+# bump when the renderers' output changes for the same entries, so every feed's validators
+# move (a new Last-Modified) on the first scan after an upgrade
+FEED_FORMAT_VERSION = "2"
 
 MEDIA_TYPES = {
     FeedFormat.RSS: "application/rss+xml; charset=utf-8",
@@ -40,3 +46,18 @@ class RenderedFeed:
 
 def etag_for(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def ttl_minutes(config: Config) -> int:
+    poll = config.scheduler.poll_seconds
+    return max(1, (poll + 59) // 60) if poll else 60
+
+
+def feed_context(config: Config) -> str:
+    """Everything besides the entries that a feed's bytes depend on (site metadata, hubs,
+    base URL, ttl, format version), as a short hash for the feed signature."""
+    site = config.site
+    parts = [FEED_FORMAT_VERSION, site.title, site.description, site.language, site.author,
+             site.base_url, list(config.websub.hubs), ttl_minutes(config),
+             {name: c.slug for name, c in sorted(config.categories.items())}]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()[:16]

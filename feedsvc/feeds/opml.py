@@ -1,4 +1,6 @@
-"""OPML 2.0 listing every category feed, so a reader subscribes to the notebook at once."""
+"""OPML 2.0 listing every category feed, so a reader subscribes to the notebook at once. The
+`all` feed is not listed: an importing reader would get every entry twice (it stays
+discoverable on every page)."""
 
 from __future__ import annotations
 
@@ -21,9 +23,6 @@ def render_opml(title: str, categories: Sequence[Category], urls: Urls,
     etree.SubElement(head, "title").text = xml_safe(title)
     etree.SubElement(head, "dateModified").text = format_datetime(modified, usegmt=True)
     body = etree.SubElement(root, "body")
-    etree.SubElement(body, "outline", type="rss", text=xml_safe(f"{title} (all)"),
-                     title=xml_safe(f"{title} (all)"), xmlUrl=urls.feed("all", fmt),
-                     htmlUrl=urls.updates())
     for category in categories:
         name = xml_safe(category.name)
         etree.SubElement(body, "outline", type="rss", text=name, title=name,

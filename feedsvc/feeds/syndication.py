@@ -27,7 +27,8 @@ def render_syndication(fmt: FeedFormat, info: FeedInfo, entries: Sequence[Entry]
     try:
         fg = _feed(fmt, info, entries, urls)
         if fmt is FeedFormat.RSS:
-            return bytes(fg.rss_str(pretty=False))
+            body = bytes(fg.rss_str(pretty=False))
+            return _add_rss_hubs(body, info.hubs) if info.hubs else body
         body = bytes(fg.atom_str(pretty=False))
         return _add_tombstones(body, tombstones, urls) if tombstones else body
     except ValueError as e:
@@ -81,6 +82,21 @@ def _add_entry(fg: FeedGenerator, entry: Entry, info: FeedInfo, urls: Urls,
     # text such as "<script>" in an excerpt would become markup. Atom's summary is type text.
     fe.summary(html.escape(summary, quote=False) if fmt is FeedFormat.RSS else summary)
     fe.content(xml_safe(entry.html) or "<p></p>", type="html")
+
+
+def _add_rss_hubs(body: bytes, hubs: Sequence[str]) -> bytes:
+    """WebSub discovery inside the RSS document: feedgen writes only the `atom:link rel="self"`
+    of a channel; each hub gets an `<atom:link rel="hub">` right after it."""
+    root = etree.fromstring(body)
+    channel = root.find("channel")
+    if channel is None:
+        return body
+    self_link = channel.find(f"{{{ATOM_NS}}}link[@rel='self']")
+    at = list(channel).index(self_link) + 1 if self_link is not None else len(channel)
+    for i, hub in enumerate(hubs):
+        link = etree.Element(f"{{{ATOM_NS}}}link", href=hub, rel="hub")
+        channel.insert(at + i, link)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 def _add_tombstones(body: bytes, tombstones: Sequence[Tombstone], urls: Urls) -> bytes:

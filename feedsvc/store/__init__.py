@@ -50,6 +50,7 @@ from feedsvc.store.entries import ALL
 from feedsvc.store.media import MediaBatch
 from feedsvc.store.migrator import SchemaStatus
 from feedsvc.store.schema import entries
+from feedsvc.store.schema import feed_states
 from feedsvc.store.schema import first_seen
 from feedsvc.store.schema import links
 from feedsvc.store.schema import metadata
@@ -100,6 +101,9 @@ class Store:
         self.engine = engine
         self.keep_per_category = keep_per_category
         self.tombstone_days = tombstone_days
+        # what else a feed's bytes depend on (config, format version): set by the scanner;
+        # when it changes, every feed's validators are recomputed (and Last-Modified moves)
+        self.feed_context = ""
         self._write_lock = threading.Lock()
         self._blob_lock = threading.Lock()
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
@@ -166,6 +170,40 @@ class Store:
                                            problem=r.problem, entry_id=r.entry_id)
                     for r in rows}
 
+    def id_authority(self, default: str, configured: str = "") -> str:
+        """The naming authority of entry ids, fixed once per store: the first caller's
+        `configured` value (site.id_authority) or else `default` (the host of base_url) is
+        kept in the meta table; later a different value configured is ignored, with a
+        warning naming site.id_authority, so ids never change (a domain move changes none)."""
+        wanted = configured or default
+        with self._write_lock:
+            try:
+                with self.engine.begin() as conn:
+                    stored = state.get_meta(conn, state.ID_AUTHORITY_KEY)
+                    if stored is None:
+                        state.set_meta(conn, state.ID_AUTHORITY_KEY, wanted)
+                        stored = wanted
+            except SQLAlchemyError:  # another process fixed it at the same moment
+                with self._read() as conn:
+                    stored = state.get_meta(conn, state.ID_AUTHORITY_KEY)
+                if stored is None:
+                    raise StoreError("cannot record the id authority") from None
+        if configured and configured != stored:
+            logger.warning("site.id_authority=%r ignored: this store's entry ids use %r since "
+                           "its first use (ids never change); set site.id_authority = %r or "
+                           "remove the key", configured, stored, stored)
+        return stored
+
+    def source_imported(self, source: str) -> bool:
+        """Whether a scan of this source was applied before: then a file never seen is a new
+        file (dated when first seen), not part of a first import (dated by git or mtime)."""
+        with self._read() as conn:
+            if source in state.imported_sources(conn):
+                return True
+            # a store written before this was recorded: any note row means it was scanned
+            return conn.execute(select(notes.c.rel_path).where(notes.c.source == source)
+                                .limit(1)).first() is not None
+
     def entry_refs(self, source: str | None = None) -> list[EntryRef]:
         with self._read() as conn:
             return entry_queries.entry_refs(conn, source)
@@ -223,16 +261,43 @@ class Store:
                 if rows:
                     conn.execute(insert(first_seen), rows)
 
-            tombstone_since = now - dt.timedelta(days=self.tombstone_days)
-            state.purge_tombstones(conn, tombstone_since)
-            changed = state.refresh_feed_states(conn, affected, limit=self.keep_per_category,
-                                                now=now, tombstone_since=tombstone_since)
+            affected |= state.purge_tombstones(
+                conn, now - dt.timedelta(days=self.tombstone_days))
+            changed = self._refresh_feeds(conn, affected, now)
             revision = state.revision(conn)
             if changed or not changes.is_empty:
                 revision = state.bump_revision(conn)
             if changes.report is not None:
                 state.set_meta(conn, "last_scan", json.dumps(changes.report.to_dict()))
+            if changes.imported_sources:
+                state.mark_imported(conn, changes.imported_sources)
         return ApplyResult(revision=revision, changed_feeds=tuple(changed))
+
+    def _refresh_feeds(self, conn: Connection, affected: set[str], now: dt.datetime) -> list[str]:
+        """Recompute the validators of the affected feeds, of the feeds whose entries came due
+        since the last refresh and, when the rendering context changed, of every feed; then
+        record `now` as the moment feeds are rendered for (feeds_as_of)."""
+        slugs = set(affected)
+        slugs |= state.slugs_coming_due(conn, state.feeds_as_of(conn), now)
+        if state.get_meta(conn, state.CONTEXT_KEY) != self.feed_context:
+            slugs |= set(entry_queries.all_category_slugs(conn)) | {ALL}
+            slugs |= set(_feed_state_slugs(conn))
+            state.set_meta(conn, state.CONTEXT_KEY, self.feed_context)
+        changed = state.refresh_feed_states(conn, slugs, limit=self.keep_per_category, now=now,
+                                            context=self.feed_context)
+        if changed:
+            state.refresh_opml_state(conn, now, self.feed_context)
+        state.set_feeds_as_of(conn, now)
+        return changed
+
+    def opml_state(self) -> FeedState | None:
+        with self._read() as conn:
+            return state.get_opml_state(conn)
+
+    def feeds_as_of(self) -> dt.datetime | None:
+        """The moment feeds are rendered for (see state.feeds_as_of); None before any scan."""
+        with self._read() as conn:
+            return state.feeds_as_of(conn)
 
     def _known_first_seen(self, conn: Connection, changes: Changeset) -> set[str]:
         ids = [i for i, _ in changes.first_seen]
@@ -278,9 +343,7 @@ class Store:
         """Recompute every feed's validators as of now (future-dated entries coming due)."""
         with self._write() as conn:
             slugs = set(entry_queries.all_category_slugs(conn)) | {ALL}
-            tombstone_since = now - dt.timedelta(days=self.tombstone_days)
-            changed = state.refresh_feed_states(conn, slugs, limit=self.keep_per_category,
-                                                now=now, tombstone_since=tombstone_since)
+            changed = self._refresh_feeds(conn, slugs, now)
             if changed:
                 state.bump_revision(conn)
         return tuple(changed)
@@ -318,7 +381,7 @@ class Store:
 
     def tombstones(self, slug: str, now: dt.datetime) -> list[Tombstone]:
         with self._read() as conn:
-            return state.list_tombstones(conn, slug, now - dt.timedelta(days=self.tombstone_days))
+            return state.list_tombstones(conn, slug)
 
     def next_due(self, now: dt.datetime) -> dt.datetime | None:
         with self._read() as conn:
@@ -398,6 +461,10 @@ class Store:
     def lock_holder(self, name: str, now: dt.datetime) -> str | None:
         with self._read() as conn:
             return lock_queries.holder(conn, name, now)
+
+
+def _feed_state_slugs(conn: Connection) -> list[str]:
+    return list(conn.execute(select(feed_states.c.slug)).scalars())
 
 
 def _entry_row(entry: Entry) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from feedsvc.model import FeedState
 from feedsvc.model import Tombstone
 from feedsvc.store.entries import ALL
 from feedsvc.store.entries import ORDER
+from feedsvc.store.entries import category_counts
 from feedsvc.store.schema import entries
 from feedsvc.store.schema import feed_states
 from feedsvc.store.schema import meta
@@ -36,6 +37,21 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
         conn.execute(insert(meta).values(key=key, value=value))
 
 
+IMPORTED_KEY = "imported_sources"
+ID_AUTHORITY_KEY = "id_authority"
+
+
+def imported_sources(conn: Connection) -> set[str]:
+    value = get_meta(conn, IMPORTED_KEY)
+    return set(json.loads(value)) if value else set()
+
+
+def mark_imported(conn: Connection, sources: tuple[str, ...]) -> None:
+    known = imported_sources(conn)
+    if not set(sources) <= known:
+        set_meta(conn, IMPORTED_KEY, json.dumps(sorted(known | set(sources)), ensure_ascii=False))
+
+
 def revision(conn: Connection) -> int:
     return int(get_meta(conn, "revision") or 0)
 
@@ -46,15 +62,45 @@ def bump_revision(conn: Connection) -> int:
     return value
 
 
+AS_OF_KEY = "feeds_as_of"
+CONTEXT_KEY = "feed_context"
+
+
+def feeds_as_of(conn: Connection) -> dt.datetime | None:
+    """The moment every feed's validators were last computed for: feeds are rendered with the
+    entries visible at this moment, never at the clock of the request, so the bytes are exactly
+    what the signature covered."""
+    value = get_meta(conn, AS_OF_KEY)
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def set_feeds_as_of(conn: Connection, moment: dt.datetime) -> None:
+    set_meta(conn, AS_OF_KEY, moment.astimezone(dt.timezone.utc).isoformat())
+
+
+def slugs_coming_due(conn: Connection, before: dt.datetime | None,
+                     now: dt.datetime) -> set[str]:
+    """Categories with an entry whose visibility differs between `before` and `now` (a
+    future-dated entry that came due): their feeds must be recomputed too."""
+    if before is None or before == now:
+        return set()
+    low, high = min(before, now), max(before, now)
+    query = select(entries.c.category_slug).where(entries.c.published > low,
+                                                  entries.c.published <= high).distinct()
+    found = set(conn.execute(query).scalars())
+    return found | {ALL} if found else found
+
+
 def feed_signature(conn: Connection, slug: str, limit: int, now: dt.datetime,
-                   tombstone_since: dt.datetime) -> tuple[str, dt.datetime | None]:
-    """A hash of everything the feed shows, and its newest `updated`."""
+                   context: str = "") -> tuple[str, dt.datetime | None]:
+    """A hash of everything the feed shows (entries visible at `now`, its tombstones and the
+    rendering context: config and format version), and its newest `updated` or deletion."""
     query = select(entries.c.id, entries.c.published, entries.c.updated, entries.c.title,
                    entries.c.category_name, entries.c.slug, entries.c.tags, entries.c.excerpt,
                    entries.c.html, entries.c.author).where(entries.c.published <= now)
     if slug != ALL:
         query = query.where(entries.c.category_slug == slug)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(context.encode("utf-8") + b"\x1d")
     newest: dt.datetime | None = None
     for row in conn.execute(query.order_by(*ORDER).limit(limit)):
         for value in row:
@@ -64,21 +110,26 @@ def feed_signature(conn: Connection, slug: str, limit: int, now: dt.datetime,
         updated = row.updated
         if newest is None or updated > newest:
             newest = updated
-    for stone in list_tombstones(conn, slug, tombstone_since):
-        digest.update(f"{stone.id}\x1f{stone.deleted.isoformat()}\x1e".encode())
+    for stone in list_tombstones(conn, slug):
+        digest.update(f"{stone.id}\x1f{stone.deleted.isoformat()}\x1f{stone.title}\x1f"
+                      f"{stone.link}\x1e".encode("utf-8", "surrogatepass"))
+        if newest is None or stone.deleted > newest:
+            newest = stone.deleted
     return digest.hexdigest()[:32], newest
 
 
 def refresh_feed_states(conn: Connection, slugs: set[str], *, limit: int, now: dt.datetime,
-                        tombstone_since: dt.datetime) -> list[str]:
+                        context: str = "") -> list[str]:
     """Recompute validators of the given feeds; return the slugs whose content changed.
 
-    Last-Modified is the newest `updated` in the feed when that moved forward; when the feed
-    changed without anything newer (a deletion, a back-dated note) it is the time of change.
-    It never moves backwards."""
+    Last-Modified is the newest `updated` (or deletion) in the feed when that moved forward;
+    when the feed changed without anything newer (a back-dated note, a config change) it is
+    the time of change. It never moves backwards, and it moves whenever the content does."""
     changed: list[str] = []
     for slug in sorted(slugs):
-        signature, newest = feed_signature(conn, slug, limit, now, tombstone_since)
+        signature, newest = feed_signature(conn, slug, limit, now, context)
+        if newest is not None and newest > now:
+            newest = now  # a front-matter date in the future is no time of change
         old = get_feed_state(conn, slug)
         if old is not None and old.signature == signature:
             continue
@@ -98,6 +149,36 @@ def refresh_feed_states(conn: Connection, slugs: set[str], *, limit: int, now: d
     return changed
 
 
+OPML_SIGNATURE_KEY = "opml_signature"
+OPML_MODIFIED_KEY = "opml_last_modified"
+
+
+def refresh_opml_state(conn: Connection, now: dt.datetime, context: str = "") -> bool:
+    """The OPML's validators: they move only when the list of categories (name, slug) does."""
+    digest = hashlib.sha256(context.encode("utf-8") + b"\x1d")
+    for category, _ in category_counts(conn, now):
+        digest.update(f"{category.slug}\x1f{category.name}\x1e".encode("utf-8", "surrogatepass"))
+    signature = digest.hexdigest()[:32]
+    old = get_opml_state(conn)
+    if old is not None and old.signature == signature:
+        return False
+    last_modified = now.replace(microsecond=0)
+    if old is not None and last_modified <= old.last_modified:
+        last_modified = old.last_modified + dt.timedelta(seconds=1)
+    set_meta(conn, OPML_SIGNATURE_KEY, signature)
+    set_meta(conn, OPML_MODIFIED_KEY, last_modified.isoformat())
+    return True
+
+
+def get_opml_state(conn: Connection) -> FeedState | None:
+    signature = get_meta(conn, OPML_SIGNATURE_KEY)
+    modified = get_meta(conn, OPML_MODIFIED_KEY)
+    if signature is None or modified is None:
+        return None
+    return FeedState(slug="feeds.opml", signature=signature,
+                     last_modified=dt.datetime.fromisoformat(modified))
+
+
 def get_feed_state(conn: Connection, slug: str) -> FeedState | None:
     row = conn.execute(select(feed_states).where(feed_states.c.slug == slug)).first()
     if row is None:
@@ -105,8 +186,13 @@ def get_feed_state(conn: Connection, slug: str) -> FeedState | None:
     return FeedState(slug=row.slug, signature=row.signature, last_modified=row.last_modified)
 
 
-def list_tombstones(conn: Connection, slug: str, since: dt.datetime) -> list[Tombstone]:
-    query = select(tombstones).where(tombstones.c.deleted >= since)
+def list_tombstones(conn: Connection, slug: str,
+                    since: dt.datetime | None = None) -> list[Tombstone]:
+    """A feed's tombstones; expired ones are purged by a scan (purge_tombstones), so a feed
+    shows exactly what its signature covered, whatever the clock says when it is rendered."""
+    query = select(tombstones)
+    if since is not None:
+        query = query.where(tombstones.c.deleted >= since)
     if slug != ALL:
         query = query.where(tombstones.c.category_slug == slug)
     else:
@@ -125,8 +211,13 @@ def add_tombstone(conn: Connection, *, entry_id: str, category_slug: str, title:
                                            title=title, entry_path=entry_path, deleted=deleted))
 
 
-def purge_tombstones(conn: Connection, before: dt.datetime) -> None:
-    conn.execute(delete(tombstones).where(tombstones.c.deleted < before))
+def purge_tombstones(conn: Connection, before: dt.datetime) -> set[str]:
+    """Drop expired tombstones; return the feeds that showed them (their bytes change)."""
+    expired = select(tombstones.c.category_slug).where(tombstones.c.deleted < before).distinct()
+    slugs = set(conn.execute(expired).scalars())
+    if slugs:
+        conn.execute(delete(tombstones).where(tombstones.c.deleted < before))
+    return slugs
 
 
 def load_json(conn: Connection, key: str) -> Any:

@@ -14,7 +14,6 @@ from feedsvc.scan import Scanner
 from feedsvc.scan import utc_now
 from feedsvc.store import Store
 from feedsvc.store import open_store
-from feedsvc.urls import Urls
 from feedsvc.web import entries
 from feedsvc.web import feeds
 from feedsvc.web import health
@@ -37,7 +36,8 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
     clock = clock or utc_now
     store = store or open_store(config.store_url, keep_per_category=config.store.keep_per_category,
                                 tombstone_days=config.feeds.tombstone_days)
-    urls = Urls(config.site.base_url)
+    publisher = Publisher(config, store, clock)
+    urls = publisher.urls  # with the store's id authority
     websub = WebSubNotifier(config.websub.hubs, urls)
     if scanner is None:
         scanner = Scanner(config, store, clock=clock, on_feeds_changed=websub.notify)
@@ -46,7 +46,6 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    publisher = Publisher(config, store, clock)
     scanner.store_listeners.append(publisher.invalidate)
     app.extensions["feedsvc"] = Services(
         config=config, store=store, scanner=scanner, publisher=publisher,

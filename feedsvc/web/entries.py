@@ -17,4 +17,5 @@ def entry(category: str, slug: str) -> str:
     found = services.store.entry(category, slug, services.clock())
     if found is None:
         raise EntryNotFoundError(category, slug)
-    return render_template("entries/entry.html", entry=found, feed_slug=category)
+    return render_template("entries/entry.html", entry=found, feed_slug=category,
+                           feed_name=found.category.name)

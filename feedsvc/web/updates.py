@@ -62,7 +62,12 @@ def _load_page() -> UpdatesPage:
 @bp.route("/updates")
 def updates_html() -> str:
     page = _load_page()
-    return render_template("updates/updates.html", p=page, feed_slug=page.category or "all")
+    feed_name = None
+    if page.category:
+        feed_name = page.entries[0].category.name if page.entries else \
+            get_services().publisher.category_name(page.category)
+    return render_template("updates/updates.html", p=page, feed_slug=page.category or "all",
+                           feed_name=feed_name or page.category)
 
 
 @bp.route("/updates.json")
