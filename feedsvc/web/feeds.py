@@ -6,10 +6,12 @@ from flask import Blueprint
 from flask import Response
 from flask import request
 
+from feedsvc.errors import CategoryNotFoundError
 from feedsvc.errors import NotFoundError
 from feedsvc.model import FeedFormat
 from feedsvc.web.caching import cached_response
 from feedsvc.web.ext import get_services
+from feedsvc.web.params import is_plausible_slug
 
 bp = Blueprint("feeds", __name__)
 
@@ -20,6 +22,8 @@ def feed(slug: str, ext: str) -> Response:
         fmt = FeedFormat(ext)
     except ValueError:
         raise NotFoundError(f"no feed format {ext!r}; use rss, atom or json") from None
+    if not is_plausible_slug(slug):
+        raise CategoryNotFoundError(slug)
     services = get_services()
     served = services.publisher.feed(slug, fmt)
     links = [f'<{services.urls.feed(slug, fmt)}>; rel="self"']

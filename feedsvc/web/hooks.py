@@ -16,6 +16,8 @@ from feedsvc.webhook import MAX_BODY_BYTES
 from feedsvc.webhook import delivery_id
 from feedsvc.webhook import verify
 from feedsvc.web.ext import get_services
+from feedsvc.web.params import shown
+from feedsvc.web.params import text_param
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__)
@@ -42,9 +44,9 @@ def refresh() -> tuple[Response, int]:
     except WebhookError as e:
         logger.warning("webhook refused: remote=%s reason=%s", request.remote_addr, e.message)
         raise
-    source = request.args.get("source") or None
+    source = text_param(request, "source")
     if source is not None and source not in {s.name for s in services.config.sources}:
-        raise NotFoundError(f"no source {source!r}")
+        raise NotFoundError(f"source: no source {shown(source)}")
     delivery = delivery_id(request.headers)
     if services.deliveries.is_repeat(delivery):
         return jsonify({"status": "duplicate", "delivery": delivery}), 202
