@@ -24,6 +24,7 @@ from feedsvc.content import ContentSettings
 from feedsvc.content import read_note
 from feedsvc.content.excerpt import ExcerptSettings
 from feedsvc.content.links import keys_for_note
+from feedsvc.content.slugs import tag_slugs
 from feedsvc.errors import NoteError
 from feedsvc.errors import SourceError
 from feedsvc.model import Changeset
@@ -426,7 +427,8 @@ class Scanner:
             content_hash=parsed.content_hash if parsed else "",
             tags=header.tags, author=header.author,
         )
-        return EntryChange(entry=entry, links=parsed.links if parsed else ())
+        return EntryChange(entry=entry, links=parsed.links if parsed else (),
+                           tags=tag_slugs(entry.tags))
 
 
 def _candidate_ids(source: str, reads: list[ReadResult], stored: dict[str, StoredNote],

@@ -81,6 +81,14 @@ links = Table(
 )
 Index("ix_links_target", links.c.target)
 
+entry_tags = Table(
+    "entry_tags", metadata,
+    Column("entry_id", String(1000), primary_key=True),
+    Column("tag_slug", String(300), primary_key=True),
+    Column("tag_name", Text, nullable=False),
+)
+Index("ix_entry_tags_slug", entry_tags.c.tag_slug)
+
 first_seen = Table(
     "first_seen", metadata,
     Column("entry_id", String(1000), primary_key=True),
@@ -116,5 +124,5 @@ locks = Table(
     Column("expires", UTCDateTime, nullable=False),
 )
 
-__all__ = ["metadata", "notes", "entries", "links", "first_seen", "tombstones", "feed_states",
+__all__ = ["metadata", "notes", "entries", "links", "entry_tags", "first_seen", "tombstones", "feed_states",
            "meta", "locks"]

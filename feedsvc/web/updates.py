@@ -14,6 +14,7 @@ from feedsvc.errors import CategoryNotFoundError
 from feedsvc.errors import PageNotFoundError
 from feedsvc.model import Entry
 from feedsvc.model import FeedFormat
+from feedsvc.store import TAG_PREFIX
 from feedsvc.web.ext import get_services
 from feedsvc.web.params import date_param
 from feedsvc.web.params import page_param
@@ -39,7 +40,8 @@ def _load_page() -> UpdatesPage:
     category = slug_param(request, "category")
     since_value = date_param(request, "since", services.config.site.tz)
     page = page_param(request)
-    if category is not None and (category == "all" or services.store.feed_state(category) is None):
+    if category is not None and (category == "all" or category.startswith(TAG_PREFIX)
+                                 or services.store.feed_state(category) is None):
         raise CategoryNotFoundError(category)  # a key lookup, not a count over every entry
     since_text, since = since_value if since_value is not None else (None, None)
     size = services.config.updates.page_size
