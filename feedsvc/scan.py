@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 
+from feedsvc import metrics
 from feedsvc.config import Config
 from feedsvc.content import ContentSettings
 from feedsvc.content import read_note
@@ -156,10 +157,16 @@ class Scanner:
             progress: Progress | None = None) -> ScanReport:
         """One scan of the named sources (all when None). Never overlaps another."""
         with self._run_lock:
-            report = self._scan(sources, reason=reason, allow_mass_delete=allow_mass_delete,
-                                dry_run=dry_run, pull=pull, progress=progress)
+            wall = time.perf_counter()
+            try:
+                report = self._scan(sources, reason=reason, allow_mass_delete=allow_mass_delete,
+                                    dry_run=dry_run, pull=pull, progress=progress)
+            except Exception:  # counted, then re-raised untouched
+                metrics.record_scan_failure(reason)
+                raise
             if not dry_run:
                 self.scans_run += 1
+                metrics.record_scan(report, time.perf_counter() - wall)
         if dry_run:
             return report
         for notify in self.store_listeners:

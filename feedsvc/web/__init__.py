@@ -21,6 +21,7 @@ from feedsvc.web import feeds
 from feedsvc.web import health
 from feedsvc.web import hooks
 from feedsvc.web import media
+from feedsvc.web import monitoring
 from feedsvc.web import tags
 from feedsvc.web import updates
 from feedsvc.web.errors import register_error_handlers
@@ -53,8 +54,9 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
     app.extensions["feedsvc"] = Services(
         config=config, store=store, scanner=scanner, publisher=publisher,
         websub=websub, deliveries=DeliveryLog(), urls=urls, clock=clock)
-    for module in (feeds, updates, entries, media, hooks, health, tags):
+    for module in (feeds, updates, entries, media, hooks, health, tags, monitoring):
         app.register_blueprint(module.bp)
+    monitoring.count_requests(app)
     register_error_handlers(app)
 
     def tag_url(name: str) -> str | None:
