@@ -100,6 +100,12 @@ class WebSubConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    token: str = _opt("", "when set, GET /metrics needs 'Authorization: Bearer <token>'",
+                      secret=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CategoryConfig:
     slug: str = _opt("", "URL slug overriding the derived one")
 
@@ -125,6 +131,7 @@ class Config:
     updates: UpdatesConfig = field(default_factory=UpdatesConfig)
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     websub: WebSubConfig = field(default_factory=WebSubConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     path: Path | None = None  # the file it was loaded from
 
     @property
@@ -149,6 +156,7 @@ SECTIONS: dict[str, type] = {
     "updates": UpdatesConfig,
     "feeds": FeedsConfig,
     "websub": WebSubConfig,
+    "metrics": MetricsConfig,
 }
 
 

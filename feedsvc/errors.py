@@ -131,6 +131,21 @@ class PageNotFoundError(NotFoundError):
     pass
 
 
+class TagNotFoundError(NotFoundError):
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__(f"no tag {slug[:80]!r}")
+
+
+class QueryParameterError(FeedsvcError):
+    """A query parameter that cannot be read as one value (given twice with different values,
+    absurdly long); a value that merely names nothing is a NotFoundError."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        self.parameter = parameter
+        super().__init__(f"{parameter}: {message}")
+
+
 class WebhookError(FeedsvcError):
     message = "webhook refused"
 

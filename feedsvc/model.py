@@ -220,6 +220,7 @@ class EntryChange:
 
     entry: Entry
     links: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...] = ()  # (tag slug, tag name), one per slug
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from feedsvc.config import Config
 from feedsvc.errors import CategoryNotFoundError
+from feedsvc.errors import TagNotFoundError
 from feedsvc.feeds import OPML_MEDIA_TYPE
 from feedsvc.feeds import FeedInfo
 from feedsvc.feeds import RenderedFeed
@@ -25,6 +26,7 @@ from feedsvc.model import Category
 from feedsvc.model import Clock
 from feedsvc.model import FeedFormat
 from feedsvc.store import ALL
+from feedsvc.store import TAG_PREFIX
 from feedsvc.store import Store
 from feedsvc.urls import Urls
 from feedsvc.urls import default_authority
@@ -95,6 +97,8 @@ class Publisher:
                 return cached
             state = self.store.feed_state(slug)
             if state is None:
+                if slug.startswith(TAG_PREFIX):
+                    raise TagNotFoundError(slug[len(TAG_PREFIX):])
                 raise CategoryNotFoundError(slug)
             if cached is not None and cached.signature == state.signature:
                 served = ServedFeed(cached.rendered, cached.gzip, cached.br, revision,
@@ -127,6 +131,8 @@ class Publisher:
         site = self.config.site
         if slug == ALL:
             title = site.title
+        elif slug.startswith(TAG_PREFIX):
+            title = f"#{self.tag_name(slug[len(TAG_PREFIX):])} · {site.title}"
         else:
             name = entries_category.name if entries_category else self.category_name(slug)
             title = f"{name} · {site.title}"  # a narrow feed list shows the category first
@@ -140,6 +146,9 @@ class Publisher:
             if category.slug == slug:
                 return category.name
         return slug
+
+    def tag_name(self, slug: str) -> str:
+        return self.store.tag_name(slug) or slug
 
     def opml(self) -> RenderedFeed:
         """The OPML file, rendered once per store revision like the feeds."""

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 
+from feedsvc import metrics
 from feedsvc.config import Config
 from feedsvc.content import ContentSettings
 from feedsvc.content import read_note
 from feedsvc.content.excerpt import ExcerptSettings
 from feedsvc.content.links import keys_for_note
+from feedsvc.content.slugs import tag_slugs
 from feedsvc.dating import import_dates
 from feedsvc.errors import NoteError
 from feedsvc.feeds.info import feed_context
@@ -159,10 +161,16 @@ class Scanner:
             progress: Progress | None = None) -> ScanReport:
         """One scan of the named sources (all when None). Never overlaps another."""
         with self._run_lock:
-            report = self._scan(sources, reason=reason, allow_mass_delete=allow_mass_delete,
-                                dry_run=dry_run, pull=pull, progress=progress)
+            wall = time.perf_counter()
+            try:
+                report = self._scan(sources, reason=reason, allow_mass_delete=allow_mass_delete,
+                                    dry_run=dry_run, pull=pull, progress=progress)
+            except Exception:  # counted, then re-raised untouched
+                metrics.record_scan_failure(reason)
+                raise
             if not dry_run:
                 self.scans_run += 1
+                metrics.record_scan(report, time.perf_counter() - wall)
         if dry_run:
             return report
         for notify in self.store_listeners:
@@ -449,7 +457,8 @@ class Scanner:
             content_hash=parsed.content_hash if parsed else "",
             tags=header.tags, author=header.author,
         )
-        return EntryChange(entry=entry, links=parsed.links if parsed else ())
+        return EntryChange(entry=entry, links=parsed.links if parsed else (),
+                           tags=tag_slugs(entry.tags))
 
 
 def _candidate_id(source: str, read: ReadResult, stored: dict[str, StoredNote]) -> str:

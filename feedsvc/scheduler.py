@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from feedsvc import metrics
 from feedsvc.scan import Scanner
 
 logger = logging.getLogger(__name__)
@@ -63,12 +64,14 @@ class FeedScheduler:
         if self.is_leader:
             self.store.release_lock(LOCK_NAME, self.owner)
             self.is_leader = False
+            metrics.set_scanner_lease(False)
 
     def heartbeat(self) -> bool:
         """Take or renew the lease; only the holder polls and publishes."""
         now = self.scanner.clock()
         was_leader = self.is_leader
         self.is_leader = self.store.try_lock(LOCK_NAME, self.owner, now=now, ttl=LEASE)
+        metrics.set_scanner_lease(self.is_leader)
         if self.is_leader and not was_leader:
             logger.info("scheduler lease taken: owner=%s", self.owner)
             self.schedule_next_due()

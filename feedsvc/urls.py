@@ -14,6 +14,7 @@ from feedsvc.model import FeedFormat
 _SAFE_IN_PATH = "/:@!$&'()*+,;=-._~"
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S")
 TAG_DATE = "2024"
+TAG_KEY_PREFIX = "tag:"  # the same as feedsvc.store.TAG_PREFIX (urls sits below store)
 
 
 def default_authority(base_url: str) -> str:
@@ -38,7 +39,20 @@ class Urls:
         return self.path("entries", category_slug, slug)
 
     def feed(self, slug: str, fmt: FeedFormat) -> str:
+        """A feed by its key: "all", a category slug, or "tag:<tag slug>"."""
+        if slug.startswith(TAG_KEY_PREFIX):
+            return self.path("feeds", "tags", f"{slug[len(TAG_KEY_PREFIX):]}.{fmt.value}")
         return self.path("feeds", f"{slug}.{fmt.value}")
+
+    def feed_home(self, slug: str) -> str:
+        """The HTML page a feed (by key) belongs to: its tag page or its updates page."""
+        if slug.startswith(TAG_KEY_PREFIX):
+            return self.tag(slug[len(TAG_KEY_PREFIX):])
+        return self.updates(category=None if slug == "all" else slug)
+
+    def tag(self, slug: str, *, page: int = 1) -> str:
+        url = self.path("tags", slug)
+        return f"{url}?{urlencode({'page': str(page)})}" if page != 1 else url
 
     def opml(self) -> str:
         return self.path("feeds.opml")

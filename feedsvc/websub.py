@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
+from feedsvc import metrics
 from feedsvc.model import FeedFormat
 from feedsvc.urls import Urls
 
@@ -55,6 +56,7 @@ class WebSubNotifier:
                         self._queue.put_nowait((hub, self.urls.feed(slug, fmt)))
                     except queue.Full:
                         self.stats.dropped += 1
+                        metrics.record_websub_ping("dropped")
 
     def _ensure_thread(self) -> None:
         with self._start_lock:
@@ -79,6 +81,7 @@ class WebSubNotifier:
                     hub, data={"hub.mode": "publish", "hub.url": feed_url}, timeout=self.timeout)
                 if response.status_code < 300:
                     self.stats.sent += 1
+                    metrics.record_websub_ping("sent")
                     return
                 error = f"HTTP {response.status_code}"
             except requests.RequestException as e:
@@ -86,10 +89,12 @@ class WebSubNotifier:
             logger.warning("websub ping failed: hub=%s feed=%s attempt=%d error=%s",
                            hub, feed_url, attempt, error)
             self.stats.last_error = error
+            metrics.record_websub_attempt_failure()
             if attempt < self.attempts:
                 time.sleep(delay)
                 delay *= 2
         self.stats.failed += 1
+        metrics.record_websub_ping("failed")
 
     def join(self, timeout: float = 10.0) -> bool:
         """Wait until queued pings are done (tests)."""

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "feedsvc"
 LAYERS: list[set[str]] = [
     {"model", "errors", "log", "process"},
     {"config"},
-    {"urls", "webhook"},
+    {"urls", "webhook", "metrics"},
     {"sources", "content", "store", "feeds", "dating"},
     {"scan", "planning", "siteindex", "rendering", "publishing", "websub", "mediasync"},
     {"scheduler", "web", "export"},

@@ -16,7 +16,7 @@ def render_json_feed(info: FeedInfo, entries: Sequence[Entry], urls: Urls) -> by
     feed: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": info.title,
-        "home_page_url": urls.updates(category=None if info.slug == "all" else info.slug),
+        "home_page_url": urls.feed_home(info.slug),
         "feed_url": urls.feed(info.slug, FeedFormat.JSON),
         "description": info.description,
         "language": info.language,

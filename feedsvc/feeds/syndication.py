@@ -45,7 +45,7 @@ def _feed(fmt: FeedFormat, info: FeedInfo, entries: Sequence[Entry], urls: Urls)
             type="application/rss+xml" if fmt is FeedFormat.RSS else "application/atom+xml")
     for hub in info.hubs:
         fg.link(href=hub, rel="hub")
-    fg.link(href=urls.updates(category=None if info.slug == "all" else info.slug),
+    fg.link(href=urls.feed_home(info.slug),
             rel="alternate", type="text/html")
     fg.language(info.language)
     if info.author:

@@ -47,9 +47,11 @@ from feedsvc.store import media as media_queries
 from feedsvc.store import migrator
 from feedsvc.store import state
 from feedsvc.store.entries import ALL
+from feedsvc.store.entries import TAG_PREFIX
 from feedsvc.store.media import MediaBatch
 from feedsvc.store.migrator import SchemaStatus
 from feedsvc.store.schema import entries
+from feedsvc.store.schema import entry_tags
 from feedsvc.store.schema import feed_states
 from feedsvc.store.schema import first_seen
 from feedsvc.store.schema import links
@@ -61,7 +63,7 @@ logger = logging.getLogger(__name__)
 CHUNK = 400
 BLOB_CACHE_BYTES = 32 * 1024 * 1024  # per process, for /media
 
-__all__ = ["ALL", "Store", "ApplyResult", "MediaBatch", "SchemaStatus", "open_store"]
+__all__ = ["ALL", "TAG_PREFIX", "Store", "ApplyResult", "MediaBatch", "SchemaStatus", "open_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,11 +236,15 @@ class Store:
             touched = [c.entry.id for c in changes.upsert_entries]
             gone = list(changes.delete_entries)
             old = {e.id: e for e in entry_queries.entries_by_ids(conn, touched + gone)}
+            old_tags = entry_queries.tag_keys_of(conn, touched + gone)
             affected = {ALL}
             affected.update(e.category.slug for e in old.values())
             affected.update(c.entry.category.slug for c in changes.upsert_entries)
+            affected.update(key for keys in old_tags.values() for key in keys)
+            affected.update(TAG_PREFIX + slug for c in changes.upsert_entries for slug, _ in c.tags)
 
             self._delete_in(conn, links.c.entry_id, touched + gone)
+            self._delete_in(conn, entry_tags.c.entry_id, touched + gone)
             self._delete_in(conn, entries.c.id, touched + gone)
             if changes.upsert_entries:
                 conn.execute(insert(entries), [_entry_row(c.entry) for c in changes.upsert_entries])
@@ -246,8 +252,12 @@ class Store:
                              for c in changes.upsert_entries for t in c.links]
                 if link_rows:
                     conn.execute(insert(links), link_rows)
+                tag_rows = [{"entry_id": c.entry.id, "tag_slug": slug, "tag_name": name}
+                            for c in changes.upsert_entries for slug, name in c.tags]
+                if tag_rows:
+                    conn.execute(insert(entry_tags), tag_rows)
 
-            self._write_tombstones(conn, changes, old)
+            self._write_tombstones(conn, changes, old, old_tags)
             note_keys = list(changes.delete_notes) + [(n.source, n.rel_path)
                                                       for n in changes.upsert_notes]
             for start in range(0, len(note_keys), CHUNK):
@@ -313,36 +323,36 @@ class Store:
             conn.execute(delete(column.table).where(column.in_(values[start:start + CHUNK])))
 
     @staticmethod
-    def _write_tombstones(conn: Connection, changes: Changeset, old: dict[str, Entry]) -> None:
-        """RFC 6721: an entry that leaves a feed (deleted, or moved to another category)
-        is announced there as deleted; one that comes back loses its tombstone."""
+    def _write_tombstones(conn: Connection, changes: Changeset, old: dict[str, Entry],
+                          old_tags: dict[str, set[str]]) -> None:
+        """RFC 6721: an entry that leaves a feed (deleted, moved to another category, a tag
+        dropped) is announced there as deleted; one that comes back loses its tombstone."""
         now = changes.now
-        new_by_id = {c.entry.id: c.entry for c in changes.upsert_entries}
+        new_keys = {c.entry.id: {c.entry.category.slug, ALL} | {TAG_PREFIX + slug for slug, _ in c.tags}
+                    for c in changes.upsert_entries}
         for entry_id, before in old.items():
             if before.published > now:
                 continue  # never shown, so nothing to retract
-            after = new_by_id.get(entry_id)
             path = f"{before.category.slug}/{before.slug}"
-            if after is None:
-                for slug in (before.category.slug, ALL):
-                    state.add_tombstone(conn, entry_id=entry_id, category_slug=slug,
-                                        title=before.title, entry_path=path, deleted=now)
-            elif after.category.slug != before.category.slug:
-                state.add_tombstone(conn, entry_id=entry_id, category_slug=before.category.slug,
+            was_in = {before.category.slug, ALL} | old_tags.get(entry_id, set())
+            for key in sorted(was_in - new_keys.get(entry_id, set())):
+                state.add_tombstone(conn, entry_id=entry_id, category_slug=key,
                                     title=before.title, entry_path=path, deleted=now)
-        by_category: dict[str, list[str]] = {}
-        for entry in new_by_id.values():
-            by_category.setdefault(entry.category.slug, []).append(entry.id)
-        for slug, ids in by_category.items():
+        by_key: dict[str, list[str]] = {}
+        for entry_id, keys in new_keys.items():
+            for key in keys:
+                by_key.setdefault(key, []).append(entry_id)
+        for key, ids in by_key.items():
             for start in range(0, len(ids), CHUNK):
                 conn.execute(delete(tombstones).where(
                     tombstones.c.entry_id.in_(ids[start:start + CHUNK]),
-                    tombstones.c.category_slug.in_([slug, ALL])))
+                    tombstones.c.category_slug == key))
 
     def refresh_due(self, now: dt.datetime) -> tuple[str, ...]:
         """Recompute every feed's validators as of now (future-dated entries coming due)."""
         with self._write() as conn:
             slugs = set(entry_queries.all_category_slugs(conn)) | {ALL}
+            slugs.update(entry_queries.all_tag_keys(conn))
             changed = self._refresh_feeds(conn, slugs, now)
             if changed:
                 state.bump_revision(conn)
@@ -374,6 +384,11 @@ class Store:
     def categories(self, now: dt.datetime) -> list[tuple[Category, int]]:
         with self._read() as conn:
             return entry_queries.category_counts(conn, now)
+
+    def tag_name(self, slug: str) -> str | None:
+        """The name a tag is shown with (of the names sharing its slug, the first in order)."""
+        with self._read() as conn:
+            return entry_queries.tag_name(conn, slug)
 
     def feed_state(self, slug: str) -> FeedState | None:
         with self._read() as conn:

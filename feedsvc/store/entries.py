@@ -18,8 +18,10 @@ from feedsvc.model import Category
 from feedsvc.model import Entry
 from feedsvc.model import EntryRef
 from feedsvc.store.schema import entries
+from feedsvc.store.schema import entry_tags
 
 ALL = "all"
+TAG_PREFIX = "tag:"  # feed keys of tag feeds are "tag:<tag slug>"; category feeds use the slug
 ORDER = (entries.c.published.desc(), entries.c.updated.desc(), entries.c.id)
 _FULL = (entries,)
 _REF_COLUMNS = (entries.c.id, entries.c.source, entries.c.rel_path, entries.c.category_slug,
@@ -45,11 +47,18 @@ def row_to_ref(row: Any) -> EntryRef:
                     updated=m["updated"])
 
 
-def _visible(query: Select[Any], now: dt.datetime, category_slug: str | None) -> Select[Any]:
-    query = query.where(entries.c.published <= now)
-    if category_slug and category_slug != ALL:
-        query = query.where(entries.c.category_slug == category_slug)
+def in_feed(query: Select[Any], key: str | None) -> Select[Any]:
+    """Limit a query over entries to one feed: all, a category slug or "tag:<slug>"."""
+    if key and key.startswith(TAG_PREFIX):
+        tagged = select(entry_tags.c.entry_id).where(entry_tags.c.tag_slug == key[len(TAG_PREFIX):])
+        return query.where(entries.c.id.in_(tagged))
+    if key and key != ALL:
+        return query.where(entries.c.category_slug == key)
     return query
+
+
+def _visible(query: Select[Any], now: dt.datetime, category_slug: str | None) -> Select[Any]:
+    return in_feed(query.where(entries.c.published <= now), category_slug)
 
 
 def latest_entries(conn: Connection, category_slug: str | None, limit: int,
@@ -83,6 +92,27 @@ def category_counts(conn: Connection, now: dt.datetime) -> list[tuple[Category, 
              .group_by(entries.c.category_slug)
              .order_by(entries.c.category_slug))
     return [(Category(name=name, slug=slug), int(n)) for slug, name, n in conn.execute(query)]
+
+
+def tag_keys_of(conn: Connection, ids: Sequence[str]) -> dict[str, set[str]]:
+    """Entry id -> the feed keys ("tag:<slug>") of its tags."""
+    out: dict[str, set[str]] = {}
+    for start in range(0, len(ids), 500):
+        query = select(entry_tags.c.entry_id, entry_tags.c.tag_slug).where(
+            entry_tags.c.entry_id.in_(list(ids[start:start + 500])))
+        for entry_id, slug in conn.execute(query):
+            out.setdefault(entry_id, set()).add(TAG_PREFIX + slug)
+    return out
+
+
+def all_tag_keys(conn: Connection) -> list[str]:
+    return [TAG_PREFIX + s for s in conn.execute(select(entry_tags.c.tag_slug).distinct()).scalars()]
+
+
+def tag_name(conn: Connection, slug: str) -> str | None:
+    name: str | None = conn.execute(select(func.min(entry_tags.c.tag_name))
+                                    .where(entry_tags.c.tag_slug == slug)).scalar()
+    return name
 
 
 def all_category_slugs(conn: Connection) -> list[str]:

@@ -82,6 +82,14 @@ links = Table(
 )
 Index("ix_links_target", links.c.target)
 
+entry_tags = Table(
+    "entry_tags", metadata,
+    Column("entry_id", String(1000), primary_key=True),
+    Column("tag_slug", String(300), primary_key=True),
+    Column("tag_name", Text, nullable=False),
+)
+Index("ix_entry_tags_slug", entry_tags.c.tag_slug)
+
 first_seen = Table(
     "first_seen", metadata,
     Column("entry_id", String(1000), primary_key=True),
@@ -137,5 +145,5 @@ media = Table(
 )
 Index("ix_media_hash", media.c.hash)
 
-__all__ = ["metadata", "notes", "entries", "links", "first_seen", "tombstones", "feed_states",
-           "meta", "locks", "media_blobs", "media"]
+__all__ = ["metadata", "notes", "entries", "links", "entry_tags", "first_seen", "tombstones",
+           "feed_states", "meta", "locks", "media_blobs", "media"]

@@ -20,6 +20,7 @@ from feedsvc.model import Tombstone
 from feedsvc.store.entries import ALL
 from feedsvc.store.entries import ORDER
 from feedsvc.store.entries import category_counts
+from feedsvc.store.entries import in_feed
 from feedsvc.store.schema import entries
 from feedsvc.store.schema import feed_states
 from feedsvc.store.schema import meta
@@ -98,8 +99,7 @@ def feed_signature(conn: Connection, slug: str, limit: int, now: dt.datetime,
     query = select(entries.c.id, entries.c.published, entries.c.updated, entries.c.title,
                    entries.c.category_name, entries.c.slug, entries.c.tags, entries.c.excerpt,
                    entries.c.html, entries.c.author).where(entries.c.published <= now)
-    if slug != ALL:
-        query = query.where(entries.c.category_slug == slug)
+    query = in_feed(query, slug)
     digest = hashlib.sha256(context.encode("utf-8") + b"\x1d")
     newest: dt.datetime | None = None
     for row in conn.execute(query.order_by(*ORDER).limit(limit)):

@@ -7,6 +7,7 @@ from flask import Response
 
 from feedsvc.config import Config
 from feedsvc.config import load_config
+from feedsvc.content.slugs import slugify
 from feedsvc.model import Clock
 from feedsvc.model import FeedFormat
 from feedsvc.publishing import Publisher
@@ -19,6 +20,8 @@ from feedsvc.web import feeds
 from feedsvc.web import health
 from feedsvc.web import hooks
 from feedsvc.web import media
+from feedsvc.web import monitoring
+from feedsvc.web import tags
 from feedsvc.web import updates
 from feedsvc.web.errors import register_error_handlers
 from feedsvc.web.ext import Services
@@ -50,14 +53,20 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
     app.extensions["feedsvc"] = Services(
         config=config, store=store, scanner=scanner, publisher=publisher,
         websub=websub, deliveries=DeliveryLog(), urls=urls, clock=clock)
-    for module in (feeds, updates, entries, media, hooks, health):
+    for module in (feeds, updates, entries, media, hooks, health, tags, monitoring):
         app.register_blueprint(module.bp)
+    monitoring.count_requests(app)
     register_error_handlers(app)
+
+    def tag_url(name: str) -> str | None:
+        """The tag page of a tag as written in front matter (None if it has no slug)."""
+        slug = slugify(name, fallback="")
+        return urls.tag(slug) if slug else None
 
     @app.context_processor
     def site_globals() -> dict[str, object]:
         return {"site": config.site, "urls": urls, "formats": list(FeedFormat),
-                "date": config.site.local_date}
+                "date": config.site.local_date, "tag_url": tag_url}
 
     @app.after_request
     def security_headers(response: Response) -> Response:

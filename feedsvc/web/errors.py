@@ -16,6 +16,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from feedsvc.errors import FeedsvcError
 from feedsvc.errors import NotFoundError
 from feedsvc.errors import PayloadTooLargeError
+from feedsvc.errors import QueryParameterError
 from feedsvc.errors import RenderError
 from feedsvc.errors import StoreError
 from feedsvc.errors import WebhookAuthError
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 STATUS: list[tuple[type[FeedsvcError], int]] = [
     (NotFoundError, 404),
+    (QueryParameterError, 400),
     (WebhookAuthError, 401),
     (WebhookDisabledError, 403),
     (PayloadTooLargeError, 413),

@@ -9,13 +9,17 @@ from flask import Response
 from flask import jsonify
 from flask import request
 
+from feedsvc import metrics
 from feedsvc.errors import NotFoundError
 from feedsvc.errors import PayloadTooLargeError
+from feedsvc.errors import QueryParameterError
 from feedsvc.errors import WebhookError
 from feedsvc.webhook import MAX_BODY_BYTES
 from feedsvc.webhook import delivery_id
 from feedsvc.webhook import verify
 from feedsvc.web.ext import get_services
+from feedsvc.web.params import shown
+from feedsvc.web.params import text_param
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__)
@@ -41,12 +45,20 @@ def refresh() -> tuple[Response, int]:
                allow_unauthenticated=services.config.webhook.allow_unauthenticated)
     except WebhookError as e:
         logger.warning("webhook refused: remote=%s reason=%s", request.remote_addr, e.message)
+        metrics.record_webhook(metrics.webhook_refusal(e))
         raise
-    source = request.args.get("source") or None
+    try:
+        source = text_param(request, "source")
+    except QueryParameterError:
+        metrics.record_webhook("bad_request")
+        raise
     if source is not None and source not in {s.name for s in services.config.sources}:
-        raise NotFoundError(f"no source {source!r}")
+        metrics.record_webhook("unknown_source")
+        raise NotFoundError(f"source: no source {shown(source)}")
     delivery = delivery_id(request.headers)
     if services.deliveries.is_repeat(delivery):
+        metrics.record_webhook("duplicate")
         return jsonify({"status": "duplicate", "delivery": delivery}), 202
     status = services.scanner.request(source, reason="webhook")
+    metrics.record_webhook(status)
     return jsonify({"status": status, "source": source}), 202

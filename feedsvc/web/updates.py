@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from flask import Blueprint
@@ -15,9 +14,14 @@ from feedsvc.errors import CategoryNotFoundError
 from feedsvc.errors import PageNotFoundError
 from feedsvc.model import Entry
 from feedsvc.model import FeedFormat
+from feedsvc.store import TAG_PREFIX
 from feedsvc.web.ext import get_services
+from feedsvc.web.params import date_param
+from feedsvc.web.params import page_param
+from feedsvc.web.params import slug_param
 
 bp = Blueprint("updates", __name__)
+MAX_OFFSET = 2**62  # SQLite and PostgreSQL OFFSET are 64-bit
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,29 +37,21 @@ class UpdatesPage:
 def _load_page() -> UpdatesPage:
     services = get_services()
     now = services.clock()
-    category = request.args.get("category") or None
-    since_text = request.args.get("since") or None
-    try:
-        page = int(request.args.get("page", "1"))
-    except ValueError:
-        raise PageNotFoundError("page must be a whole number") from None
-    if page < 1:
-        raise PageNotFoundError(f"no page {page}")
-    if category is not None and (category == "all" or services.store.feed_state(category) is None):
+    category = slug_param(request, "category")
+    since_value = date_param(request, "since", services.config.site.tz)
+    page = page_param(request)
+    if category is not None and (category == "all" or category.startswith(TAG_PREFIX)
+                                 or services.store.feed_state(category) is None):
         raise CategoryNotFoundError(category)  # a key lookup, not a count over every entry
-    since = None
-    if since_text is not None:
-        try:
-            day = dt.date.fromisoformat(since_text)
-        except ValueError:
-            raise PageNotFoundError("since must be a date, YYYY-MM-DD") from None
-        since = dt.datetime(day.year, day.month, day.day, tzinfo=services.config.site.tz)
+    since_text, since = since_value if since_value is not None else (None, None)
     size = services.config.updates.page_size
+    if (page - 1) * size > MAX_OFFSET:
+        raise PageNotFoundError(f"page: no page {page}")
     entries, total = services.store.updates_page(category_slug=category, since=since, page=page,
                                                  page_size=size, now=now)
     pages = max(1, -(-total // size))
     if page > pages:
-        raise PageNotFoundError(f"no page {page}; there are {pages}")
+        raise PageNotFoundError(f"page: no page {page}; there are {pages}")
     return UpdatesPage(entries, page, pages, total, category, since_text)
 
 
