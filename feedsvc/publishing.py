@@ -104,7 +104,15 @@ class Publisher:
                 served = ServedFeed(cached.rendered, cached.gzip, cached.br, revision,
                                     cached.signature)
             else:
-                served = self._render(slug, fmt, state.last_modified, revision, state.signature)
+                for _ in range(3):
+                    served = self._render(slug, fmt, state.last_modified, revision,
+                                          state.signature)
+                    # a scan that committed while this rendered: render its state instead, so
+                    # bytes and Last-Modified always belong together
+                    again = self.store.feed_state(slug)
+                    if again is None or again.signature == state.signature:
+                        break
+                    state = again
             self._cache[key] = served
             return served
 

@@ -92,6 +92,8 @@ def test_formatter_output_shape() -> None:
                         body), body
     assert "border-radius" not in out
     assert highlight_code("x", "").count("<span>") == 2
+    # token types a style does not list (YAML's Literal.Scalar.Plain) take their parent's
+    assert "<span" in highlight_code("key: plain value\nlist:\n  - a\n", "yaml")
 
 
 def test_no_style_the_w3c_validator_flags(client: Any, rich: None) -> None:

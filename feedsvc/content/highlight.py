@@ -34,6 +34,8 @@ def _lexer(language: str) -> Lexer | None:
 @functools.lru_cache(maxsize=1024)
 def token_style(ttype: _TokenType) -> str:
     """The inline CSS of a token type (as Pygments' HtmlFormatter(noclasses=True) writes it)."""
+    while not STYLE.styles_token(ttype) and ttype.parent is not None:
+        ttype = ttype.parent  # a lexer's own token type (YAML's Scalar.Plain): its parent's
     info = STYLE.style_for_token(ttype)
     parts = []
     if info["color"]:
