@@ -96,6 +96,12 @@ class WebSubConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PublishConfig:
+    dir: str = _opt("", "static mirror folder kept current after every change; relative to "
+                        "the config file; empty: none")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CategoryConfig:
     slug: str = _opt("", "URL slug overriding the derived one")
 
@@ -121,6 +127,7 @@ class Config:
     updates: UpdatesConfig = field(default_factory=UpdatesConfig)
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     websub: WebSubConfig = field(default_factory=WebSubConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     path: Path | None = None  # the file it was loaded from
 
     @property
@@ -145,6 +152,7 @@ SECTIONS: dict[str, type] = {
     "updates": UpdatesConfig,
     "feeds": FeedsConfig,
     "websub": WebSubConfig,
+    "publish": PublishConfig,
 }
 
 
@@ -222,6 +230,9 @@ def build_config(
     store: StoreConfig = sections["store"]
     data_dir = _resolve(base_dir, store.data_dir)
     sections["store"] = dataclasses.replace(store, data_dir=str(data_dir))
+    publish: PublishConfig = sections["publish"]
+    if publish.dir:
+        sections["publish"] = dataclasses.replace(publish, dir=str(_resolve(base_dir, publish.dir)))
     _validate(sections, label)
 
     sources = _build_sources(raw.get("sources", []), base_dir, label)

@@ -30,16 +30,17 @@ class UpdatesPage:
     since: str | None
 
 
-def _load_page() -> UpdatesPage:
+def _load_page(page_text: str | None = None, category: str | None = None) -> UpdatesPage:
+    """The page named by the query (?page=&category=&since=), or by the path routes."""
     services = get_services()
     now = services.clock()
-    category = request.args.get("category") or None
+    category = category or request.args.get("category") or None
     since_text = request.args.get("since") or None
     try:
-        page = int(request.args.get("page", "1"))
+        page = int(page_text if page_text is not None else request.args.get("page", "1"))
     except ValueError:
         raise PageNotFoundError("page must be a whole number") from None
-    if page < 1:
+    if page < 1 or page > 2**31:  # a huge page is a 404, not an integer overflow in SQL
         raise PageNotFoundError(f"no page {page}")
     if category is not None and (category == "all" or services.store.feed_state(category) is None):
         raise CategoryNotFoundError(category)  # a key lookup, not a count over every entry
@@ -60,9 +61,14 @@ def _load_page() -> UpdatesPage:
 
 
 @bp.route("/updates")
-def updates_html() -> str:
-    page = _load_page()
-    return render_template("updates/updates.html", p=page, feed_slug=page.category or "all")
+@bp.route("/updates/page/<page>/")
+@bp.route("/updates/category/<category>/")
+@bp.route("/updates/category/<category>/page/<page>/")
+def updates_html(page: str | None = None, category: str | None = None) -> str:
+    """The query form (/updates?page=2) and the path form (/updates/page/2/, which a static
+    mirror holds as a file) serve the same page; pages link to the path form."""
+    loaded = _load_page(page, category)
+    return render_template("updates/updates.html", p=loaded, feed_slug=loaded.category or "all")
 
 
 @bp.route("/updates.json")
