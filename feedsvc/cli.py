@@ -75,6 +75,12 @@ def serve(config_path: str | None, host: str, port: int, threads: int) -> None:
     services = app.extensions["feedsvc"]
     scheduler = FeedScheduler(services.scanner, poll_seconds=config.scheduler.poll_seconds)
     services.scheduler_owner = scheduler.owner
+    try:
+        from feedsvc.web.mirror import attach_mirror
+        attach_mirror(app)  # [publish] dir: kept current by this, the scanning, process
+    except ConfigError as e:
+        click.echo(f"feedsvc: config error: {e}", err=True)
+        sys.exit(2)
     services.scanner.request(reason="startup")
     scheduler.start()
 
@@ -131,7 +137,7 @@ def check(config_path: str | None, as_json: bool) -> None:
 @config_option
 @click.option("--no-scan", is_flag=True, help="export what the store holds, without scanning")
 def export(out_dir: str, config_path: str | None, no_scan: bool) -> None:
-    """Write every feed, the OPML and the updates pages as static files."""
+    """Write the static mirror (feeds, OPML, pages, media, assets) into OUT_DIR."""
     from feedsvc.export import export_site
     from feedsvc.web import create_app
 
@@ -139,7 +145,11 @@ def export(out_dir: str, config_path: str | None, no_scan: bool) -> None:
     store = _open(config)
     if not no_scan:
         _run(Scanner(config, store), (), allow_mass_delete=False, dry_run=False)
-    written = export_site(create_app(config, store=store), Path(out_dir))
+    try:
+        written = export_site(create_app(config, store=store), Path(out_dir))
+    except ConfigError as e:
+        click.echo(f"feedsvc: {e}", err=True)
+        sys.exit(2)
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
