@@ -153,8 +153,9 @@ def prepare_root(root: Path, *, label: str) -> None:
                                  "in it); use an empty or new folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
-        (root / MARKER).write_text("written by feedsvc; files here not in the site are removed\n",
-                                   encoding="utf-8")
+        if not (root / MARKER).exists():
+            (root / MARKER).write_text("written by feedsvc; files here not in the site are removed\n",
+                                       encoding="utf-8")
     except OSError as e:
         raise ConfigError(label, f"cannot write to {root}: {e.strerror or e}") from None
 
@@ -265,8 +266,8 @@ class MirrorWriter:
             self._digests[page.rel] = digest
             return False
         mtime = page.last_modified if page.last_modified is not None else float(int(time.time()))
-        if old is not None and old != digest and old_mtime is not None and mtime <= old_mtime:
-            mtime = old_mtime + 1  # new bytes, same Last-Modified: a validator must still move
+        if old is not None and old != digest and old_mtime is not None and mtime == old_mtime:
+            mtime = old_mtime + 1  # new bytes, same Last-Modified: the validators must move
         if old == digest and old_mtime is not None:
             mtime = old_mtime  # only a sibling was missing
         for suffix, encode in siblings.items():
