@@ -51,6 +51,7 @@ COMPRESSIBLE = {"text/html", "text/css", "text/plain", "text/xml", "text/x-opml"
                 "application/rss+xml", "application/atom+xml", "application/feed+json",
                 "application/json", "application/xml", "application/javascript", "image/svg+xml"}
 NOT_MIRRORED = ("hooks/", "healthz", "metrics")  # live-only: config/nginx.conf passes them on
+_SAFE = "/:@!$&'()*+,;=-._~"  # characters of a path kept as they are when quoting
 _LINK = re.compile(r'\s(?:href|src)="([^"]*)"')
 
 # A family yields (path, key) for live URLs (paths from the site root, %-encoded). When key is
@@ -72,10 +73,14 @@ def _feeds(services: Services, now: dt.datetime) -> Iterator[tuple[str, object]]
 def _digest(services: Services, now: dt.datetime) -> Iterator[tuple[str, object]]:
     size = services.config.updates.page_size
     for category in [None] + [c.slug for c, _ in services.store.categories(now)]:
-        _, total = services.store.updates_page(category_slug=category, since=None, page=1,
-                                               page_size=size, now=now)
-        for page in range(1, max(1, -(-total // size)) + 1):
-            yield _site_path(services, services.urls.digest(page=page, category=category)), None
+        page, pages = 1, 1
+        while page <= pages:  # a page depends on its entries and the page count alone
+            entries, total = services.store.updates_page(category_slug=category, since=None,
+                                                         page=page, page_size=size, now=now)
+            pages = max(1, -(-total // size))
+            url = services.urls.digest(page=page, category=category)
+            yield _site_path(services, url), (tuple(entries), pages)
+            page += 1
 
 
 def _entries(services: Services, now: dt.datetime) -> Iterator[tuple[str, object]]:
@@ -133,6 +138,7 @@ class Page:
     last_modified: float | None
     links: tuple[str, ...]
     key: object = None
+    etag: str | None = None
 
 
 @dataclass(slots=True)
@@ -189,15 +195,23 @@ class MirrorWriter:
             if key is not None and cached is not None and cached.key == key:
                 page: Page | None = cached
             else:
-                page = self._fetch(client, path, key)
+                page = self._fetch(client, path, key, cached)
             if page is None:
                 continue
             yield page
             queue.extend((link, None) for link in page.links if link not in seen)
 
-    def _fetch(self, client: object, path: str, key: object) -> Page | None:
-        response = client.get(quote(unquote(path), safe="/:@!$&'()*+,;=-._~"))  # type: ignore[attr-defined]
+    def _fetch(self, client: object, path: str, key: object, cached: Page | None) -> Page | None:
+        """GET the page; conditional when the last sync's copy has an ETag (feeds, OPML,
+        media), so an unchanged file is a 304 and is not read again."""
+        headers = {"Accept-Encoding": "identity"}
+        if cached is not None and cached.etag:
+            headers["If-None-Match"] = cached.etag
+        response = client.get(quote(unquote(path), safe=_SAFE),  # type: ignore[attr-defined]
+                              headers=headers)
         try:
+            if response.status_code == 304 and cached is not None:
+                return cached
             if response.status_code != 200:
                 return None
             mimetype = response.mimetype or "application/octet-stream"
@@ -218,7 +232,8 @@ class MirrorWriter:
             text = body.decode("utf-8", "replace")
             links = tuple(p for m in _LINK.finditer(text)
                           if (p := _site_path(self.services, html.unescape(m.group(1)))))
-        return Page(path, rel, body, mimetype, last_modified, links, key)
+        return Page(path, rel, body, mimetype, last_modified, links, key,
+                    response.headers.get("ETag"))
 
     def sync(self) -> SyncReport:
         started = time.monotonic()
@@ -245,10 +260,29 @@ class MirrorWriter:
         if page.mimetype not in COMPRESSIBLE:
             return {}
         coders: dict[str, Callable[[bytes], bytes]] = {
-            ".gz": lambda b: gzip.compress(b, compresslevel=9, mtime=0)}
+            ".gz": lambda b: self._encoded(page.path, "gzip", b) or
+            gzip.compress(b, compresslevel=9, mtime=0)}
         if brotli is not None:
-            coders[".br"] = lambda b: bytes(brotli.compress(b, quality=9))
+            coders[".br"] = lambda b: self._encoded(page.path, "br", b) or \
+                bytes(brotli.compress(b, quality=5))
         return coders
+
+    def _encoded(self, path: str, coding: str, body: bytes) -> bytes | None:
+        """The app's own compressed bytes when it has them ready (feeds: publishing.py makes
+        gzip and br once per change), checked to decode to exactly this body."""
+        response = self.app.test_client().get(
+            quote(unquote(path), safe=_SAFE), headers={"Accept-Encoding": coding})
+        try:
+            if response.status_code != 200 or response.headers.get("Content-Encoding") != coding:
+                return None
+            data = response.get_data()
+        finally:
+            response.close()
+        try:
+            plain = gzip.decompress(data) if coding == "gzip" else brotli.decompress(data)
+        except Exception:  # any decoding failure: compress here instead
+            return None
+        return data if plain == body else None
 
     def _write(self, page: Page, siblings: dict[str, Callable[[bytes], bytes]]) -> bool:
         target = self.root / page.rel
