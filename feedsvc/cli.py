@@ -77,7 +77,7 @@ def serve(config_path: str | None, host: str, port: int, threads: int) -> None:
     services.scheduler_owner = scheduler.owner
     try:
         from feedsvc.web.mirror import attach_mirror
-        attach_mirror(app)  # [publish] dir: kept current by this, the scanning, process
+        mirror = attach_mirror(app)  # [publish] dir: kept current by this, the scanning, process
     except ConfigError as e:
         click.echo(f"feedsvc: config error: {e}", err=True)
         sys.exit(2)
@@ -97,6 +97,8 @@ def serve(config_path: str | None, host: str, port: int, threads: int) -> None:
         pass
     finally:
         scheduler.shutdown()
+        if mirror is not None:
+            mirror.stop()
         store.close()
 
 

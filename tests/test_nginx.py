@@ -226,7 +226,7 @@ def test_a_webhook_through_nginx_shows_up_through_nginx(stack: Stack) -> None:
     body = b'{"ref": "refs/heads/main"}'
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     started = time.monotonic()
-    answer = requests.post(stack.nginx + "/hooks/refresh", data=body, timeout=10,
+    answer = requests.post(stack.nginx + "/hooks/refresh?source=notes", data=body, timeout=10,
                            headers={"X-Hub-Signature-256": signature,
                                     "Content-Type": "application/json"})
     assert answer.status_code == 202, answer.text

@@ -46,6 +46,7 @@ except ImportError:  # optional, as in publishing.py: .gz siblings alone are fin
     brotli = None
 
 logger = logging.getLogger(__name__)
+TMP_GRACE_SECONDS = 600  # a temp file older than this was left by a killed writer
 MARKER = ".feedsvc-mirror"  # a folder holding it is ours to write into and to prune
 COMPRESSIBLE = {"text/html", "text/css", "text/plain", "text/xml", "text/x-opml", "text/javascript",
                 "application/rss+xml", "application/atom+xml", "application/feed+json",
@@ -316,8 +317,14 @@ class MirrorWriter:
             here = Path(dirpath)
             for name in filenames:
                 rel = (here / name).relative_to(self.root).as_posix()
-                if rel in wanted or (name.startswith(".") and name.endswith(".tmp")):
+                if rel in wanted:
                     continue
+                if name.startswith(".") and name.endswith(".tmp"):  # ours, unless just made
+                    try:
+                        if time.time() - (here / name).stat().st_mtime < TMP_GRACE_SECONDS:
+                            continue
+                    except FileNotFoundError:
+                        continue
                 (here / name).unlink(missing_ok=True)
                 self._digests.pop(rel, None)
                 removed.append(rel)
