@@ -250,3 +250,22 @@ def test_export_tree_writes_what_the_app_serves(app: Any, notes: NotesDir, tmp_p
     assert (tmp_path / "out/updates.json").read_bytes() == app.test_client().get("/updates.json").data
     assert os.stat(tmp_path / "out/feeds/nlp.rss").st_mode & 0o777 == 0o644
     assert urlsplit(EXAMPLE_BASE).path == "/"
+
+
+def test_unchanged_pages_are_not_rendered_again_and_lost_files_come_back(published: Any) -> None:
+    app, mirror, root = published
+    scan(app, mirror)
+    rendered: list[str] = []
+    real = mirror.writer._fetch
+
+    def fetch(path: str, key: object, cached: Any) -> Any:
+        rendered.append(path)
+        return real(path, key, cached)
+    mirror.writer._fetch = fetch  # type: ignore[method-assign]
+    (root / "entries/nlp/a/index.html.gz").unlink()
+    (root / "feeds/nlp.rss").unlink()
+    report = mirror.writer.sync()
+    assert sorted(report.written) == ["entries/nlp/a/index.html", "feeds/nlp.rss"]
+    assert (root / "entries/nlp/a/index.html.gz").is_file() and (root / "feeds/nlp.rss").is_file()
+    assert "/entries/nlp/b" not in rendered  # same entry: its page is not rendered again
+    assert not any(p.startswith("/updates/category/") for p in rendered)

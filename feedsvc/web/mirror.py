@@ -13,6 +13,7 @@ siblings. A file is rewritten (temp file + rename) only when its bytes change, w
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import hashlib
@@ -80,7 +81,7 @@ def _digest(services: Services, now: dt.datetime) -> Iterator[tuple[str, object]
                                                          page=page, page_size=size, now=now)
             pages = max(1, -(-total // size))
             url = services.urls.digest(page=page, category=category)
-            yield _site_path(services, url), (tuple(entries), pages)
+            yield _site_path(services, url), hash((tuple(entries), pages))
             page += 1
 
 
@@ -90,8 +91,8 @@ def _entries(services: Services, now: dt.datetime) -> Iterator[tuple[str, object
                                                  page_size=500, now=now)
         if not entries:
             return
-        for e in entries:  # an entry page depends on its entry alone: key = the entry
-            yield _site_path(services, services.urls.entry(e.category.slug, e.slug)), e
+        for e in entries:  # an entry page depends on its entry alone
+            yield _site_path(services, services.urls.entry(e.category.slug, e.slug)), hash(e)
 
 
 FAMILIES: list[Family] = [_fixed, _feeds, _digest, _entries]
@@ -134,7 +135,7 @@ def file_for(path: str, mimetype: str) -> str | None:
 class Page:
     path: str
     rel: str
-    body: bytes
+    body: bytes | None  # None: the last sync's page, unchanged (bodies are not kept)
     mimetype: str
     last_modified: float | None
     links: tuple[str, ...]
@@ -176,13 +177,13 @@ class MirrorWriter:
         self.root = root
         prepare_root(root, label=label)
         self._digests: dict[str, bytes] = {}  # rel -> sha256 of the bytes on disk
-        self._pages: dict[str, Page] = {}  # path -> page of the last sync (for keys)
+        self._pages: dict[str, Page] = {}  # path -> page of the last sync, without body
+        self._client = app.test_client()
 
     def pages(self) -> Iterator[Page]:
         """Every page of the site: the families, then the links found in HTML pages."""
         services = self.services
         now = services.clock()
-        client = self.app.test_client()
         seen: set[str] = set()
         queue: list[tuple[str, object]] = []
         for family in FAMILIES:
@@ -196,20 +197,19 @@ class MirrorWriter:
             if key is not None and cached is not None and cached.key == key:
                 page: Page | None = cached
             else:
-                page = self._fetch(client, path, key, cached)
+                page = self._fetch(path, key, cached)
             if page is None:
                 continue
             yield page
             queue.extend((link, None) for link in page.links if link not in seen)
 
-    def _fetch(self, client: object, path: str, key: object, cached: Page | None) -> Page | None:
+    def _fetch(self, path: str, key: object, cached: Page | None) -> Page | None:
         """GET the page; conditional when the last sync's copy has an ETag (feeds, OPML,
         media), so an unchanged file is a 304 and is not read again."""
         headers = {"Accept-Encoding": "identity"}
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
-        response = client.get(quote(unquote(path), safe=_SAFE),  # type: ignore[attr-defined]
-                              headers=headers)
+        response = self._client.get(quote(unquote(path), safe=_SAFE), headers=headers)
         try:
             if response.status_code == 304 and cached is not None:
                 return cached
@@ -244,11 +244,16 @@ class MirrorWriter:
         for page in self.pages():
             if page.rel in wanted:  # two URLs, one file ("/updates" and "/updates/")
                 continue
-            pages[page.path] = page
-            wanted.add(page.rel)
             siblings = self._siblings(page)
-            wanted.update(f"{page.rel}{suffix}" for suffix in siblings)
-            if self._write(page, siblings):
+            files = [page.rel] + [f"{page.rel}{suffix}" for suffix in siblings]
+            if page.body is None and not all((self.root / f).is_file() for f in files):
+                fresh = self._fetch(page.path, page.key, None)  # a file went missing: rewrite
+                if fresh is None:
+                    continue
+                page = fresh
+            wanted.update(files)
+            pages[page.path] = dataclasses.replace(page, body=None)
+            if page.body is not None and self._write(page, siblings):
                 report.written.append(page.rel)
             else:
                 report.unchanged += 1
@@ -271,8 +276,8 @@ class MirrorWriter:
     def _encoded(self, path: str, coding: str, body: bytes) -> bytes | None:
         """The app's own compressed bytes when it has them ready (feeds: publishing.py makes
         gzip and br once per change), checked to decode to exactly this body."""
-        response = self.app.test_client().get(
-            quote(unquote(path), safe=_SAFE), headers={"Accept-Encoding": coding})
+        response = self._client.get(quote(unquote(path), safe=_SAFE),
+                                    headers={"Accept-Encoding": coding})
         try:
             if response.status_code != 200 or response.headers.get("Content-Encoding") != coding:
                 return None
@@ -286,6 +291,8 @@ class MirrorWriter:
         return data if plain == body else None
 
     def _write(self, page: Page, siblings: dict[str, Callable[[bytes], bytes]]) -> bool:
+        if page.body is None:
+            return False
         target = self.root / page.rel
         digest = hashlib.sha256(page.body).digest()
         old = self._digests.get(page.rel)
