@@ -95,6 +95,9 @@ def _entries(services: Services, now: dt.datetime) -> Iterator[tuple[str, object
             yield _site_path(services, services.urls.entry(e.category.slug, e.slug)), hash(e)
 
 
+# Pages linked from a fetched page (tag pages, tag feeds in their heads, media) are followed
+# anyway; a family makes a page family complete even where nothing links to it, e.g. tags:
+#   lambda s, now: ((f"/tags/{t}", None) for t in s.store.tag_slugs(now)),
 FAMILIES: list[Family] = [_fixed, _feeds, _digest, _entries]
 
 
