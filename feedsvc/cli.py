@@ -80,6 +80,12 @@ def serve(config_path: str | None, host: str, port: int, threads: int) -> None:
     services = app.extensions["feedsvc"]
     scheduler = FeedScheduler(services.scanner, poll_seconds=config.scheduler.poll_seconds)
     services.scheduler_owner = scheduler.owner
+    try:
+        from feedsvc.web.mirror import attach_mirror
+        mirror = attach_mirror(app)  # [publish] dir: kept current by this, the scanning, process
+    except ConfigError as e:
+        click.echo(f"feedsvc: config error: {e}", err=True)
+        sys.exit(2)
     services.scanner.request(reason="startup")
     scheduler.start()
 
@@ -96,6 +102,8 @@ def serve(config_path: str | None, host: str, port: int, threads: int) -> None:
         pass
     finally:
         scheduler.shutdown()
+        if mirror is not None:
+            mirror.stop()
         store.close()
 
 
@@ -155,7 +163,7 @@ def migrate(config_path: str | None) -> None:
 @config_option
 @click.option("--no-scan", is_flag=True, help="export what the store holds, without scanning")
 def export(out_dir: str, config_path: str | None, no_scan: bool) -> None:
-    """Write every feed, the OPML and the updates pages as static files."""
+    """Write the static mirror (feeds, OPML, pages, media, assets) into OUT_DIR."""
     from feedsvc.export import export_site
     from feedsvc.web import create_app
 
@@ -163,7 +171,11 @@ def export(out_dir: str, config_path: str | None, no_scan: bool) -> None:
     store = _open(config)
     if not no_scan:
         _run(Scanner(config, store), (), allow_mass_delete=False, dry_run=False)
-    written = export_site(create_app(config, store=store), Path(out_dir))
+    try:
+        written = export_site(create_app(config, store=store), Path(out_dir))
+    except ConfigError as e:
+        click.echo(f"feedsvc: {e}", err=True)
+        sys.exit(2)
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 

@@ -106,6 +106,12 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PublishConfig:
+    dir: str = _opt("", "static mirror folder kept current after every change; relative to "
+                        "the config file; empty: none")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CategoryConfig:
     slug: str = _opt("", "URL slug overriding the derived one")
 
@@ -132,6 +138,7 @@ class Config:
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     websub: WebSubConfig = field(default_factory=WebSubConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     path: Path | None = None  # the file it was loaded from
 
     @property
@@ -157,6 +164,7 @@ SECTIONS: dict[str, type] = {
     "feeds": FeedsConfig,
     "websub": WebSubConfig,
     "metrics": MetricsConfig,
+    "publish": PublishConfig,
 }
 
 
@@ -234,6 +242,9 @@ def build_config(
     store: StoreConfig = sections["store"]
     data_dir = _resolve(base_dir, store.data_dir)
     sections["store"] = dataclasses.replace(store, data_dir=str(data_dir))
+    publish: PublishConfig = sections["publish"]
+    if publish.dir:
+        sections["publish"] = dataclasses.replace(publish, dir=str(_resolve(base_dir, publish.dir)))
     _validate(sections, label)
 
     sources = _build_sources(raw.get("sources", []), base_dir, label)

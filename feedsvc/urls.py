@@ -69,6 +69,20 @@ class Urls:
         url = self.base + ("updates.json" if json else "updates")
         return f"{url}?{urlencode(params)}" if params else url
 
+    def digest(self, *, page: int = 1, category: str | None = None,
+               since: str | None = None) -> str:
+        """A digest page as a path URL that a static mirror holds as a file:
+        /updates, /updates/page/N/, /updates/category/<slug>/[page/N/]. A `since` filter
+        has no file form and keeps the query URL."""
+        if since:
+            return self.updates(page=page, category=category, since=since)
+        url = self.path("updates")
+        if category:
+            url += "/category/" + quote(category, safe="") + "/"
+        if page != 1:
+            url += ("" if category else "/") + f"page/{page}/"
+        return url
+
     def media(self, source: str, rel_path: str) -> str:
         return self.base + "media/" + quote(source, safe="") + "/" + quote(rel_path, safe="/")
 

@@ -74,8 +74,9 @@ def test_export_writes_static_files(config_path: Path, notes: NotesDir, tmp_path
     assert code == 0, out
     files = {p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()}
     for expected in ["index.html", "feeds.opml", "feeds/all.atom", "feeds/nlp.rss", "feeds/nlp.json",
-                     "updates/index.html", "updates/page/2/index.html", "updates/page/1/updates.json",
-                     "updates/category/nlp/index.html", "entries/nlp/n0/index.html"]:
+                     "updates/index.html", "updates/page/2/index.html", "updates.json",
+                     "updates/category/nlp/index.html", "updates/category/nlp/page/2/index.html",
+                     "entries/nlp/n0/index.html", "static/style.css", "feeds/nlp.rss.gz"]:
         assert expected in files, expected
     assert (out_dir / "feeds" / "nlp.atom").read_bytes().startswith(b"<?xml")
 

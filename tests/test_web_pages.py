@@ -75,7 +75,9 @@ def test_category_page_autodiscovers_its_feeds(client: Any, many: None) -> None:
 @pytest.mark.parametrize("url", ["/updates?page=3", "/updates?page=0", "/updates?page=x",
                                  "/updates?category=nope", "/updates?since=yesterday",
                                  "/updates.json?page=9", "/entries/nlp/nope", "/entries/x/y",
-                                 "/nope"])
+                                 "/nope", "/updates/page/3/", "/updates/page/0/",
+                                 "/updates/page/x/", "/updates/page/99999999999999999999/",
+                                 "/updates/category/nope/", "/updates/category/all/page/2/"])
 def test_unknown_things_are_404_with_a_message(client: Any, many: None, url: str) -> None:
     response = client.get(url)
     assert response.status_code == 404
@@ -87,7 +89,7 @@ def test_entry_page(client: Any, many: None) -> None:
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "<h1>标题 13</h1>" in html and "第 13 篇的正文。" in html
-    assert 'href="http://feeds.example.org/updates?category=nlp">NLP</a>' in html
+    assert 'href="http://feeds.example.org/updates/category/nlp/">NLP</a>' in html
 
 
 def test_index(client: Any, many: None) -> None:
@@ -120,3 +122,19 @@ def test_healthz(client: Any, many: None) -> None:
     assert data["status"] == "ok"
     assert data["last_scan"]["added"] == 16
     assert data["sources"] == [{"name": "notes", "ok": True, "errors": [], "problems": []}]
+
+
+def test_path_urls_serve_the_same_pages_as_query_urls(client: Any, many: None) -> None:
+    """Pages link to path URLs (files in a static mirror); the query forms stay valid."""
+    pairs = [("/updates/page/2/", "/updates?page=2"), ("/updates/page/1/", "/updates"),
+             ("/updates/category/nlp/", "/updates?category=nlp"),
+             ("/updates/category/nlp/page/1/", "/updates?category=nlp&page=1")]
+    for path_url, query_url in pairs:
+        assert client.get(path_url).status_code == 200, path_url
+        assert client.get(path_url).data == client.get(query_url).data, path_url
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="http://feeds.example.org/updates/page/2/"' in html
+    assert 'href="http://feeds.example.org/updates/category/nlp/"' in html
+    pages = client.get("/updates/page/2/").get_data(as_text=True)
+    assert 'href="http://feeds.example.org/updates"' in pages  # page 1 of the digest
+    assert "?" not in "".join(re.findall(r'href="([^"]*)"', pages))

@@ -42,7 +42,11 @@ def text_param(request: Request, name: str) -> str | None:
 
 def page_param(request: Request, name: str = "page") -> int:
     """A page number, 1 when absent; anything else than 1..MAX_PAGE names no page (404)."""
-    text = text_param(request, name)
+    return page_value(text_param(request, name), name)
+
+
+def page_value(text: str | None, name: str = "page") -> int:
+    """A page number given as text (a query value or a path segment such as /page/2/)."""
     if text is None:
         return 1
     if not _DIGITS.fullmatch(text):

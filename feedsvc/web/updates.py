@@ -17,7 +17,9 @@ from feedsvc.model import FeedFormat
 from feedsvc.store import TAG_PREFIX
 from feedsvc.web.ext import get_services
 from feedsvc.web.params import date_param
+from feedsvc.web.params import is_plausible_slug
 from feedsvc.web.params import page_param
+from feedsvc.web.params import page_value
 from feedsvc.web.params import slug_param
 
 bp = Blueprint("updates", __name__)
@@ -34,12 +36,16 @@ class UpdatesPage:
     since: str | None
 
 
-def _load_page() -> UpdatesPage:
+def _load_page(page_text: str | None = None, category: str | None = None) -> UpdatesPage:
+    """The page named by the query (?page=&category=&since=), or by the path routes."""
     services = get_services()
     now = services.clock()
-    category = slug_param(request, "category")
+    if category is None:
+        category = slug_param(request, "category")
+    elif not is_plausible_slug(category):
+        raise CategoryNotFoundError(category)
     since_value = date_param(request, "since", services.config.site.tz)
-    page = page_param(request)
+    page = page_value(page_text) if page_text is not None else page_param(request)
     if category is not None and (category == "all" or category.startswith(TAG_PREFIX)
                                  or services.store.feed_state(category) is None):
         raise CategoryNotFoundError(category)  # a key lookup, not a count over every entry
@@ -56,14 +62,19 @@ def _load_page() -> UpdatesPage:
 
 
 @bp.route("/updates")
-def updates_html() -> str:
-    page = _load_page()
+@bp.route("/updates/page/<page>/")
+@bp.route("/updates/category/<category>/")
+@bp.route("/updates/category/<category>/page/<page>/")
+def updates_html(page: str | None = None, category: str | None = None) -> str:
+    """The query form (/updates?page=2) and the path form (/updates/page/2/, which a static
+    mirror holds as a file) serve the same page; pages link to the path form."""
+    loaded = _load_page(page, category)
     feed_name = None
-    if page.category:
-        feed_name = page.entries[0].category.name if page.entries else \
-            get_services().publisher.category_name(page.category)
-    return render_template("updates/updates.html", p=page, feed_slug=page.category or "all",
-                           feed_name=feed_name or page.category)
+    if loaded.category:
+        feed_name = loaded.entries[0].category.name if loaded.entries else \
+            get_services().publisher.category_name(loaded.category)
+    return render_template("updates/updates.html", p=loaded, feed_slug=loaded.category or "all",
+                           feed_name=feed_name or loaded.category)
 
 
 @bp.route("/updates.json")
