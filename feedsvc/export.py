@@ -31,6 +31,12 @@ def export_site(app: Flask, out_dir: Path) -> list[Path]:
             urls[f"/updates?{query}page={page}"] = base / "page" / str(page) / "index.html"
             urls[f"/updates.json?{query}page={page}"] = base / "page" / str(page) / "updates.json"
         urls[f"/updates?{query}".rstrip("?&")] = base / "index.html"
+    for tag, _, count in services.store.tags(now):  # tag feeds and pages (linked from entries)
+        for fmt in FeedFormat:
+            urls[f"/feeds/tags/{tag}.{fmt.value}"] = Path("feeds") / "tags" / f"{tag}.{fmt.value}"
+        urls[f"/tags/{tag}"] = Path("tags") / tag / "index.html"
+        for page in range(1, max(1, -(-count // size)) + 1):
+            urls[f"/tags/{tag}?page={page}"] = Path("tags") / tag / "page" / str(page) / "index.html"
     for page in range(1, 10**9):
         entries, _ = services.store.updates_page(category_slug=None, since=None, page=page,
                                                  page_size=500, now=now)

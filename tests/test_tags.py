@@ -19,6 +19,7 @@ from alembic.operations import Operations
 from lxml import etree
 
 from feedsvc.config import load_config
+from feedsvc.export import export_site
 from feedsvc.scan import Scanner
 from feedsvc.store import open_store
 from feedsvc.store.schema import metadata
@@ -248,3 +249,12 @@ def test_migration_0004_creates_and_fills_entry_tags(tmp_path: Path) -> None:
     assert "entry_tags" not in sa.inspect(engine).get_table_names()
     engine.dispose()
     fresh.dispose()
+
+
+def test_export_writes_tag_feeds_and_pages(tagged: LiveServer, tmp_path: Path) -> None:
+    written = {str(p.relative_to(tmp_path / "out")) for p in
+               export_site(tagged.app, tmp_path / "out")}
+    assert {"feeds/tags/machine-learning.atom", "feeds/tags/machine-learning.rss",
+            "feeds/tags/machine-learning.json", "tags/machine-learning/index.html",
+            "tags/machine-learning/page/2/index.html", "tags/x/index.html"} <= written
+    validate_atom((tmp_path / "out/feeds/tags/machine-learning.atom").read_bytes())
