@@ -51,8 +51,10 @@ class Urls:
         return self.updates(category=None if slug == "all" else slug)
 
     def tag(self, slug: str, *, page: int = 1) -> str:
+        """A tag page as a path URL a static mirror holds as a file: /tags/<slug>[/page/N/]
+        (the query form ?page=N is served too)."""
         url = self.path("tags", slug)
-        return f"{url}?{urlencode({'page': str(page)})}" if page != 1 else url
+        return f"{url}/page/{page}/" if page != 1 else url
 
     def opml(self) -> str:
         return self.path("feeds.opml")

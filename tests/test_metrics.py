@@ -87,6 +87,7 @@ def test_counters_move_with_requests_a_304_a_webhook_and_a_scan(live_server: Liv
     assert again.status_code == 304
     assert requests.head(f"{url}/feeds/nlp.atom", timeout=10).status_code == 200
     assert requests.get(f"{url}/no/such/path", timeout=10).status_code == 404
+    assert requests.request("BREW", f"{url}/feeds/nlp.atom", timeout=10).status_code == 405
     after = scrape(url)
 
     assert moved(before, after, "feedsvc_http_requests_total", route=FEED_ROUTE, method="GET",
@@ -100,6 +101,8 @@ def test_counters_move_with_requests_a_304_a_webhook_and_a_scan(live_server: Liv
         len(first.content)  # the 304 and the HEAD sent no body
     assert moved(before, after, "feedsvc_http_requests_total", route="unmatched", method="GET",
                  status="404") == 1
+    assert moved(before, after, "feedsvc_http_requests_total", route="unmatched",
+                 method="other", status="405") == 1
     assert moved(before, after, "feedsvc_http_requests_total", route="/hooks/refresh",
                  method="POST", status="202") == 2
     assert moved(before, after, "feedsvc_http_requests_total", route="/hooks/refresh",

@@ -19,6 +19,7 @@ from alembic.operations import Operations
 from lxml import etree
 
 from feedsvc.config import load_config
+from feedsvc.export import export_site
 from feedsvc.scan import Scanner
 from feedsvc.store import open_store
 from feedsvc.store.schema import metadata
@@ -161,7 +162,9 @@ def test_tag_page_is_a_paginated_digest_with_autodiscovery(tagged: LiveServer) -
     assert "<h1>#MACHINE LEARNING</h1>" in html
     titles = re.findall(r'<h3><a href="[^"]+">([^<]+)</a></h3>', html)
     assert titles == ["D", "E"]  # page_size = 2
-    assert f'<a href="{tagged.url}/tags/machine-learning?page=3">3</a>' in html
+    assert f'<a href="{tagged.url}/tags/machine-learning/page/3/">3</a>' in html
+    assert get(tagged, "/tags/machine-learning/page/3/").text == get(
+        tagged, "/tags/machine-learning?page=3").text
     third = get(tagged, "/tags/machine-learning?page=3").text
     assert re.findall(r'<h3><a href="[^"]+">([^<]+)</a></h3>', third) == ["A"]
     assert get(tagged, "/tags/machine-learning?page=4").status_code == 404
@@ -248,3 +251,12 @@ def test_migration_0004_creates_and_fills_entry_tags(tmp_path: Path) -> None:
     assert "entry_tags" not in sa.inspect(engine).get_table_names()
     engine.dispose()
     fresh.dispose()
+
+
+def test_export_writes_tag_feeds_and_pages(tagged: LiveServer, tmp_path: Path) -> None:
+    written = {str(p.relative_to(tmp_path / "out")) for p in
+               export_site(tagged.app, tmp_path / "out")}
+    assert {"feeds/tags/machine-learning.atom", "feeds/tags/machine-learning.rss",
+            "feeds/tags/machine-learning.json", "tags/machine-learning/index.html",
+            "tags/machine-learning/page/2/index.html", "tags/x/index.html"} <= written
+    validate_atom((tmp_path / "out/feeds/tags/machine-learning.atom").read_bytes())

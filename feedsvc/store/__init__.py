@@ -385,6 +385,11 @@ class Store:
         with self._read() as conn:
             return entry_queries.category_counts(conn, now)
 
+    def tags(self, now: dt.datetime) -> list[tuple[str, str, int]]:
+        """(slug, name, visible entries) of every tag, by slug."""
+        with self._read() as conn:
+            return entry_queries.tag_counts(conn, now)
+
     def tag_name(self, slug: str) -> str | None:
         """The name a tag is shown with (of the names sharing its slug, the first in order)."""
         with self._read() as conn:

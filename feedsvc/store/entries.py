@@ -109,6 +109,15 @@ def all_tag_keys(conn: Connection) -> list[str]:
     return [TAG_PREFIX + s for s in conn.execute(select(entry_tags.c.tag_slug).distinct()).scalars()]
 
 
+def tag_counts(conn: Connection, now: dt.datetime) -> list[tuple[str, str, int]]:
+    """(slug, name, visible entries) of every tag, by slug."""
+    query = (select(entry_tags.c.tag_slug, func.min(entry_tags.c.tag_name), func.count())
+             .join(entries, entries.c.id == entry_tags.c.entry_id)
+             .where(entries.c.published <= now)
+             .group_by(entry_tags.c.tag_slug).order_by(entry_tags.c.tag_slug))
+    return [(slug, name, int(n)) for slug, name, n in conn.execute(query)]
+
+
 def tag_name(conn: Connection, slug: str) -> str | None:
     name: str | None = conn.execute(select(func.min(entry_tags.c.tag_name))
                                     .where(entry_tags.c.tag_slug == slug)).scalar()

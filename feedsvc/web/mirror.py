@@ -39,6 +39,7 @@ from flask import Flask
 
 from feedsvc.errors import ConfigError
 from feedsvc.model import FeedFormat
+from feedsvc.store import TAG_PREFIX
 from feedsvc.web.ext import Services
 
 try:
@@ -95,10 +96,18 @@ def _entries(services: Services, now: dt.datetime) -> Iterator[tuple[str, object
             yield _site_path(services, services.urls.entry(e.category.slug, e.slug)), hash(e)
 
 
-# Pages linked from a fetched page (tag pages, tag feeds in their heads, media) are followed
-# anyway; a family makes a page family complete even where nothing links to it, e.g. tags:
-#   lambda s, now: ((f"/tags/{t}", None) for t in s.store.tag_slugs(now)),
-FAMILIES: list[Family] = [_fixed, _feeds, _digest, _entries]
+def _tags(services: Services, now: dt.datetime) -> Iterator[tuple[str, object]]:
+    size = services.config.updates.page_size
+    for slug, _name, count in services.store.tags(now):
+        for fmt in FeedFormat:
+            yield _site_path(services, services.urls.feed(TAG_PREFIX + slug, fmt)), None
+        for page in range(1, max(1, -(-count // size)) + 1):
+            yield _site_path(services, services.urls.tag(slug, page=page)), None
+
+
+# Pages linked from a fetched page (media, pages a template links to) are followed anyway; a
+# family makes a page family complete even where nothing links to it.
+FAMILIES: list[Family] = [_fixed, _feeds, _digest, _entries, _tags]
 
 
 def _site_path(services: Services, url: str) -> str:

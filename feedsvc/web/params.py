@@ -69,10 +69,14 @@ def date_param(request: Request, name: str, tz: ZoneInfo) -> tuple[str, dt.datet
         if match is None:
             raise ValueError(text)
         day = dt.date(int(match[1]), int(match[2]), int(match[3]))
-        start = dt.datetime(day.year, day.month, day.day, tzinfo=tz)
-        start.astimezone(dt.timezone.utc)  # year 1 or 9999 may not fit once in UTC
-    except (ValueError, OverflowError):
+    except ValueError:
         raise PageNotFoundError(f"{name}: must be a date YYYY-MM-DD, got {shown(text)}") from None
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=tz)
+    try:
+        start.astimezone(dt.timezone.utc)
+    except OverflowError:  # 0001-01-01 east of UTC (or 9999-12-31 west) does not fit: clamp
+        start = (dt.datetime.min if day.year == dt.MINYEAR else dt.datetime.max).replace(
+            tzinfo=dt.timezone.utc)
     return text, start
 
 

@@ -13,6 +13,7 @@ from feedsvc.store import TAG_PREFIX
 from feedsvc.web.ext import get_services
 from feedsvc.web.params import is_plausible_slug
 from feedsvc.web.params import page_param
+from feedsvc.web.params import page_value
 from feedsvc.web.updates import MAX_OFFSET
 from feedsvc.web.updates import UpdatesPage
 
@@ -20,9 +21,10 @@ bp = Blueprint("tags", __name__)
 
 
 @bp.route("/tags/<slug>")
-def tag(slug: str) -> str:
+@bp.route("/tags/<slug>/page/<page_text>/")
+def tag(slug: str, page_text: str | None = None) -> str:
     services = get_services()
-    page = page_param(request)
+    page = page_value(page_text) if page_text is not None else page_param(request)
     key = TAG_PREFIX + slug
     # a tag exists once its feed does (so a tag whose notes were all deleted keeps its page
     # and its tombstones, as a category does)
