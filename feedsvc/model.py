@@ -238,3 +238,12 @@ class Changeset:
     def is_empty(self) -> bool:
         return not (self.upsert_notes or self.delete_notes or self.upsert_entries
                     or self.delete_entries or self.first_seen)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanRequest:
+    """A scan asked for on one process and carried out by the scanner (maybe elsewhere)."""
+
+    source: str | None  # None: every source
+    paths: tuple[str, ...] | None = None  # relative to the source; None: walk it
+    reason: str = "webhook"

@@ -16,6 +16,7 @@ from feedsvc.store import Store
 from feedsvc.store import open_store
 from feedsvc.urls import Urls
 from feedsvc.web import entries
+from feedsvc.web import fast
 from feedsvc.web import feeds
 from feedsvc.web import health
 from feedsvc.web import hooks
@@ -54,6 +55,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
     for module in (feeds, updates, entries, media, hooks, health):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
+    fast.install(app, app.extensions["feedsvc"])  # /feeds/... answered from prepared responses
 
     @app.context_processor
     def site_globals() -> dict[str, object]:

@@ -48,5 +48,5 @@ def refresh() -> tuple[Response, int]:
     delivery = delivery_id(request.headers)
     if services.deliveries.is_repeat(delivery):
         return jsonify({"status": "duplicate", "delivery": delivery}), 202
-    status = services.scanner.request(source, reason="webhook")
+    status = services.dispatch(source, reason="webhook")
     return jsonify({"status": status, "source": source}), 202
