@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -64,47 +62,33 @@ def main(log_level: str) -> None:
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8080, show_default=True, type=int, help="port to listen on")
-@click.option("--threads", default=8, show_default=True, type=int, help="WSGI worker threads")
-def serve(config_path: str | None, host: str, port: int, threads: int) -> None:
-    """Serve feeds and pages (waitress) and run the scheduler; scans at start."""
-    import waitress
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="pre-forked server processes (default: the number of CPUs)")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
+              help="request threads per worker")
+@click.option("--role", default="all", show_default=True,
+              type=click.Choice(["all", "web", "scanner"]),
+              help="web: serve only; scanner/all: also compete for the scanner lease")
+@click.pass_context
+def serve(ctx: click.Context, config_path: str | None, host: str, port: int,
+          workers: int | None, threads: int, role: str) -> None:
+    """Serve feeds and pages (granian, pre-forked) and, unless --role web, scan and poll."""
+    import os
 
-    from feedsvc.process import limit_malloc_arenas
-    from feedsvc.scheduler import FeedScheduler
-    from feedsvc.web import create_app
+    from feedsvc.server import serve as run_server
 
-    limit_malloc_arenas()  # before any thread starts; see feedsvc/process.py
     config = _load(config_path)
-    store = _open(config)
-    app = create_app(config, store=store)
-    services = app.extensions["feedsvc"]
-    scheduler = FeedScheduler(services.scanner, poll_seconds=config.scheduler.poll_seconds)
-    services.scheduler_owner = scheduler.owner
-    try:
-        from feedsvc.web.mirror import attach_mirror
-        mirror = attach_mirror(app)  # [publish] dir: kept current by this, the scanning, process
-    except ConfigError as e:
-        click.echo(f"feedsvc: config error: {e}", err=True)
-        sys.exit(2)
-    services.scanner.request(reason="startup")
-    scheduler.start()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    logger.info("serving: url=http://%s:%d/ base_url=%s sources=%d", host, port,
-                config.site.base_url, len(config.sources))
-    try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="feedsvc",
-                       clear_untrusted_proxy_headers=True, channel_timeout=60)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        scheduler.shutdown()
-        if mirror is not None:
-            mirror.stop()
-        store.close()
+    _open(config).close()  # create (or check) the schema once, before any process forks
+    if config.publish.dir and role != "web":
+        from feedsvc.web.mirror import prepare_root
+        try:
+            prepare_root(Path(config.publish.dir), label="publish.dir")
+        except ConfigError as e:
+            click.echo(f"feedsvc: config error: {e}", err=True)
+            sys.exit(2)
+    parent = ctx.parent.params if ctx.parent is not None else {}
+    run_server(config, host=host, port=port, workers=workers or os.cpu_count() or 1,
+               threads=threads, role=role, log_level=str(parent.get("log_level", "INFO")))
 
 
 @main.command()

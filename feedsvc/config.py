@@ -65,6 +65,8 @@ class StoreConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerConfig:
     poll_seconds: int = _opt(60, "seconds between polls of the sources; 0 turns polling off")
+    lease_seconds: float = _opt(
+        30.0, "scanner lease length; a dead holder is replaced within this many seconds")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -363,6 +365,10 @@ def _validate(sections: dict[str, Any], label: str) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(key, f"expected zero or more, got {value!r}", file=label)
+    if sections["scheduler"].lease_seconds < 1:
+        raise ConfigError("scheduler.lease_seconds",
+                          f"expected at least 1 second, got {sections['scheduler'].lease_seconds!r}",
+                          file=label)
     fraction = sections["store"].max_delete_fraction
     if not 0.0 <= fraction <= 1.0:
         raise ConfigError("store.max_delete_fraction", f"expected 0..1, got {fraction!r}", file=label)

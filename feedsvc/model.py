@@ -254,3 +254,12 @@ class MediaInfo:
     mtime_ns: int
     media_type: str
     last_modified: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanRequest:
+    """A scan asked for on one process and carried out by the scanner (maybe elsewhere)."""
+
+    source: str | None  # None: every source
+    paths: tuple[str, ...] | None = None  # relative to the source; None: walk it
+    reason: str = "webhook"

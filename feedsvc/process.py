@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import signal
 
 logger = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # from glibc's malloc.h
@@ -33,3 +34,19 @@ def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
     ok = bool(mallopt(M_ARENA_MAX, arenas))
     logger.debug("malloc arenas limited: arenas=%d ok=%s", arenas, ok)
     return ok
+
+
+PR_SET_PDEATHSIG = 1  # from linux/prctl.h
+
+
+def die_with_parent(expected_parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux), so a serve killed
+    with SIGKILL leaves no scanner still renewing its lease nor a worker holding its port."""
+    name = ctypes.util.find_library("c")
+    if name is not None:
+        try:
+            ctypes.CDLL(name).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # not Linux: the scanner also checks its parent once a second
+    if os.getppid() != expected_parent:  # the parent died before prctl took effect
+        os._exit(1)

@@ -10,6 +10,7 @@ import datetime as dt
 import gzip
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from feedsvc.config import Config
@@ -60,7 +61,8 @@ def site_urls(config: Config, store: Store) -> Urls:
 class Publisher:
     """Renders and caches feeds; thread-safe."""
 
-    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+    def __init__(self, config: Config, store: Store, clock: Clock,
+                 changes: Callable[[], int] | None = None) -> None:
         self.config = config
         self.store = store
         self.clock = clock
@@ -71,6 +73,10 @@ class Publisher:
         self._revision = -1
         self._revision_read_at = 0.0
         self._opml: tuple[int, RenderedFeed] | None = None
+        # `serve --workers`: a counter the serve's scanner bumps after each write (shared
+        # memory), so every worker re-reads the revision at once after a local change
+        self.changes = changes
+        self._changes_seen = changes() if changes is not None else 0
 
     def invalidate(self) -> None:
         """This process changed the store: read the revision again on the next request."""
@@ -80,6 +86,11 @@ class Publisher:
         """The store's revision, re-read at most once a second (one query per request was a
         third of the cost of a 304). In-process writes call invalidate(), so they show at once."""
         now = time.monotonic()
+        if self.changes is not None:
+            seen = self.changes()
+            if seen != self._changes_seen:
+                self._changes_seen = seen
+                self._revision_read_at = 0.0
         if now - self._revision_read_at > REVISION_TTL_SECONDS:
             self._revision = self.store.revision()
             self._revision_read_at = now

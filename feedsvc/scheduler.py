@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -17,9 +18,8 @@ from feedsvc import metrics
 from feedsvc.scan import Scanner
 
 logger = logging.getLogger(__name__)
-LOCK_NAME = "scheduler"
-LEASE = dt.timedelta(seconds=30)
-HEARTBEAT_SECONDS = 10
+LOCK_NAME = "scheduler"  # the one scanner lease per store (healthz reports its holder)
+DEFAULT_LEASE_SECONDS = 30.0  # scheduler.lease_seconds
 DUE_RECHECK_SECONDS = 60  # catches future entries added by scans in other processes
 
 
@@ -30,18 +30,25 @@ def owner_id() -> str:
 class FeedScheduler:
     """Runs the jobs only while this process holds the store's scheduler lease."""
 
-    def __init__(self, scanner: Scanner, *, poll_seconds: int, owner: str | None = None) -> None:
+    def __init__(self, scanner: Scanner, *, poll_seconds: int, owner: str | None = None,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS, scan_on_lease: bool = False) -> None:
         self.scanner = scanner
         self.store = scanner.store
         self.poll_seconds = poll_seconds
         self.owner = owner or owner_id()
         self.is_leader = False
+        self.lease = dt.timedelta(seconds=lease_seconds)
+        # renewed three times per lease, so one slow renewal never loses it
+        self.heartbeat_seconds = max(0.5, lease_seconds / 3)
+        self.scan_on_lease = scan_on_lease  # `serve`: the holder scans when it takes the lease
+        self._lease_taken = 0
+        self.on_lease: Callable[[bool], None] | None = None  # told after every heartbeat
         self._scheduler = BackgroundScheduler(timezone=dt.timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
 
     def start(self) -> None:
         self.scanner.listeners.append(self._after_scan)
-        self._scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS),
+        self._scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=self.heartbeat_seconds),
                                 id="heartbeat", replace_existing=True,
                                 next_run_time=dt.datetime.now(dt.timezone.utc))
         if self.poll_seconds > 0:
@@ -70,11 +77,20 @@ class FeedScheduler:
         """Take or renew the lease; only the holder polls and publishes."""
         now = self.scanner.clock()
         was_leader = self.is_leader
-        self.is_leader = self.store.try_lock(LOCK_NAME, self.owner, now=now, ttl=LEASE)
+        try:
+            self.is_leader = self.store.try_lock(LOCK_NAME, self.owner, now=now, ttl=self.lease)
+        except Exception:  # a store outage: act as not holding it, retry on the next beat
+            logger.exception("scheduler lease renewal failed: owner=%s", self.owner)
+            self.is_leader = False
         metrics.set_scanner_lease(self.is_leader)
         if self.is_leader and not was_leader:
             logger.info("scheduler lease taken: owner=%s", self.owner)
             self.schedule_next_due()
+            if self.scan_on_lease:
+                self.scanner.request(reason="startup" if not self._lease_taken else "takeover")
+            self._lease_taken += 1
+        if self.on_lease is not None:
+            self.on_lease(self.is_leader)
         elif was_leader and not self.is_leader:
             logger.warning("scheduler lease lost: owner=%s", self.owner)
         return self.is_leader

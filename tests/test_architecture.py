@@ -9,12 +9,13 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "feedsvc"
 
 LAYERS: list[set[str]] = [
-    {"model", "errors", "log", "process"},
+    {"model", "errors", "log", "process", "shared"},
     {"config"},
     {"urls", "webhook", "metrics"},
     {"sources", "content", "store", "feeds", "dating"},
     {"scan", "planning", "siteindex", "rendering", "publishing", "websub", "mediasync"},
-    {"scheduler", "web", "export"},
+    {"scheduler", "web", "export", "relay"},
+    {"server"},  # the pre-fork server: wires scheduler, relay and web per process
     {"cli"},
     {"__main__"},
 ]

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from feedsvc.model import EntryRef
 from feedsvc.model import FeedState
 from feedsvc.model import MediaInfo
 from feedsvc.model import Problem
+from feedsvc.model import ScanRequest
 from feedsvc.model import StoredNote
 from feedsvc.model import Tombstone
 from feedsvc.store import dialect
@@ -45,6 +47,7 @@ from feedsvc.store import entries as entry_queries
 from feedsvc.store import locks as lock_queries
 from feedsvc.store import media as media_queries
 from feedsvc.store import migrator
+from feedsvc.store import requests as request_queries
 from feedsvc.store import state
 from feedsvc.store.entries import ALL
 from feedsvc.store.entries import TAG_PREFIX
@@ -110,6 +113,7 @@ class Store:
         self._blob_lock = threading.Lock()
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
         self._blob_bytes = 0
+        self._listener: Any = None  # PostgreSQL LISTEN connection (scanner side only)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -149,6 +153,7 @@ class Store:
                 raise StoreError("cannot read the store's schema revision") from e
 
     def close(self) -> None:
+        self._drop_listener()
         self.engine.dispose()
 
     @property
@@ -481,6 +486,49 @@ class Store:
     def lock_holder(self, name: str, now: dt.datetime) -> str | None:
         with self._read() as conn:
             return lock_queries.holder(conn, name, now)
+
+    # -- scan requests relayed to the scanner -------------------------------------------
+
+    def add_scan_request(self, request: ScanRequest, now: dt.datetime) -> None:
+        with self._write() as conn:
+            request_queries.add(conn, request, now)
+
+    def take_scan_requests(self) -> list[ScanRequest]:
+        """The waiting requests, removed as they are returned (read-only when there are none)."""
+        with self._read() as conn:
+            if not request_queries.pending(conn):
+                return []
+        with self._write() as conn:
+            return request_queries.take(conn)
+
+    def wait_for_scan_requests(self, timeout: float) -> None:
+        """Block up to `timeout` seconds, returning early on PostgreSQL when a request is
+        NOTIFYed; elsewhere (SQLite) just wait, so callers poll the table at that pace."""
+        if self.dialect != "postgresql":
+            time.sleep(timeout)
+            return
+        try:
+            if self._listener is None:
+                raw = self.engine.raw_connection()
+                raw.detach()  # a dedicated connection, never handed back to the pool
+                listener: Any = raw.driver_connection
+                listener.autocommit = True
+                listener.execute(f"LISTEN {request_queries.CHANNEL}")
+                self._listener = listener
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                break
+        except Exception:  # a dropped connection: poll until a new one LISTENs
+            logger.warning("LISTEN for scan requests failed; polling", exc_info=True)
+            self._drop_listener()
+            time.sleep(timeout)
+
+    def _drop_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.close()
+            except Exception:  # already broken
+                pass
 
 
 def _feed_state_slugs(conn: Connection) -> list[str]:

@@ -11,6 +11,7 @@ from sqlalchemy import DateTime
 from sqlalchemy import Dialect
 from sqlalchemy import Index
 from sqlalchemy import LargeBinary
+from sqlalchemy import Integer
 from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import Table
@@ -145,5 +146,15 @@ media = Table(
 )
 Index("ix_media_hash", media.c.hash)
 
+
+scan_requests = Table(
+    "scan_requests", metadata,  # webhooks taken by a process that is not the scanner
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200)),  # NULL: every source
+    Column("paths", Text),  # JSON list of paths relative to the source; NULL: walk it
+    Column("reason", String(100), nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+)
+
 __all__ = ["metadata", "notes", "entries", "links", "entry_tags", "first_seen", "tombstones",
-           "feed_states", "meta", "locks", "media_blobs", "media"]
+           "feed_states", "meta", "locks", "media_blobs", "media", "scan_requests"]

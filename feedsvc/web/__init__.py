@@ -16,6 +16,7 @@ from feedsvc.scan import utc_now
 from feedsvc.store import Store
 from feedsvc.store import open_store
 from feedsvc.web import entries
+from feedsvc.web import fast
 from feedsvc.web import feeds
 from feedsvc.web import health
 from feedsvc.web import hooks
@@ -57,6 +58,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None,
         app.register_blueprint(module.bp)
     monitoring.count_requests(app)
     register_error_handlers(app)
+    fast.install(app, app.extensions["feedsvc"])  # /feeds/... answered from prepared responses
 
     def tag_url(name: str) -> str | None:
         """The tag page of a tag as written in front matter (None if it has no slug)."""

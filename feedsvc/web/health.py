@@ -26,11 +26,14 @@ def healthz() -> Response:
                     if p.source == source.name]
         sources.append({"name": source.name, "ok": not errors, "errors": errors,
                         "problems": problems})
-    status = "degraded" if source_errors else "ok"
+    # a `web` process answers for what it serves, the store (read above); the sources'
+    # folders are the scanner's business, and its /healthz reports on them
+    status = "degraded" if source_errors and services.role != "web" else "ok"
     stats = services.websub.stats
     holder = services.store.lock_holder("scheduler", services.clock())
     response = jsonify({
         "status": status,
+        "role": services.role,
         "revision": services.store.revision(),
         "last_scan": None if last is None else {
             "started": last["started"], "finished": last["finished"], "reason": last["reason"],

@@ -59,6 +59,6 @@ def refresh() -> tuple[Response, int]:
     if services.deliveries.is_repeat(delivery):
         metrics.record_webhook("duplicate")
         return jsonify({"status": "duplicate", "delivery": delivery}), 202
-    status = services.scanner.request(source, reason="webhook")
+    status = services.dispatch(source, reason="webhook")
     metrics.record_webhook(status)
     return jsonify({"status": status, "source": source}), 202

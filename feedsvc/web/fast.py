@@ -1,0 +1,200 @@
+"""A small WSGI fast path in front of Flask for the hot URLs (/feeds/<slug>.<ext>, /feeds.opml).
+
+Each feed's answers are prepared once per change of its bytes: the Flask view itself is run for
+every content coding (and its 304), and its status, headers and body are kept. A request then
+costs a dict lookup, the Accept-Encoding choice (memoised) and the conditional-GET check, made
+by the same functions the view uses, so both paths answer byte for byte alike. Anything else
+(a query string, an unknown feed, an error) falls through to Flask."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from typing import cast
+
+from flask import Flask
+from flask import Request
+from werkzeug.test import EnvironBuilder
+
+from feedsvc.errors import FeedsvcError
+from feedsvc.model import FeedFormat
+from feedsvc.web.caching import is_not_modified
+from feedsvc.web.caching import pick_coding
+from feedsvc.web.ext import Services
+
+logger = logging.getLogger(__name__)
+WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+CODINGS: dict[str | None, str] = {None: "identity", "gzip": "gzip", "br": "br"}
+MEMO_LIMIT = 512
+OPML_PATH = "/feeds.opml"
+
+
+class _Headers:
+    """The part of flask.Request the caching helpers read, straight from the environ."""
+
+    __slots__ = ("headers", "method", "_environ")
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self._environ = environ
+        self.headers = self
+        self.method = environ["REQUEST_METHOD"]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value: str | None = self._environ.get("HTTP_" + name.upper().replace("-", "_"), default)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    key: tuple[object, ...]  # the bytes it was made from (compared by identity)
+    etag: str
+    last_modified: Any
+    has_gzip: bool
+    has_br: bool
+    ok: dict[str | None, tuple[str, list[tuple[str, str]], bytes]]
+    not_modified: dict[str | None, tuple[str, list[tuple[str, str]]]]
+
+
+class FastPath:
+    """Wraps app.wsgi_app; see the module docstring."""
+
+    def __init__(self, app: Flask, services: Services) -> None:
+        self.app = app
+        self.inner: WSGIApp = app.wsgi_app
+        self.services = services
+        self._prepared: dict[str, _Prepared] = {}
+        self._routes: dict[str, tuple[str, FeedFormat] | None] = {}
+        self._codings: dict[tuple[str, bool], str | None] = {}
+        self._lock = threading.Lock()
+        self.prepared_count = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] in ("GET", "HEAD") and not environ.get("QUERY_STRING"):
+            path: str = environ.get("PATH_INFO", "")
+            if path.startswith("/feeds"):
+                prepared = self._current(path)
+                if prepared is not None:
+                    return self._answer(prepared, environ, start_response)
+        return self.inner(environ, start_response)
+
+    def _answer(self, prepared: _Prepared, environ: dict[str, Any],
+                start_response: Any) -> Iterable[bytes]:
+        request = cast(Request, _Headers(environ))
+        coding = self._coding(environ.get("HTTP_ACCEPT_ENCODING", ""), prepared) \
+            if prepared.has_gzip else None
+        if is_not_modified(request, prepared.etag, prepared.last_modified):
+            status, headers = prepared.not_modified[coding]
+            start_response(status, headers)
+            return []
+        status, headers, body = prepared.ok[coding]
+        start_response(status, headers)
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+    def _coding(self, accept: str, prepared: _Prepared) -> str | None:
+        memo_key = (accept, prepared.has_br)
+        try:
+            return self._codings[memo_key]
+        except KeyError:
+            pass
+        environ = {"REQUEST_METHOD": "GET", "HTTP_ACCEPT_ENCODING": accept}
+        coding = pick_coding(cast(Request, _Headers(environ)), has_br=prepared.has_br)
+        if len(self._codings) >= MEMO_LIMIT:
+            self._codings.clear()
+        self._codings[memo_key] = coding
+        return coding
+
+    # -- preparing ----------------------------------------------------------------------
+
+    def _route(self, path: str) -> tuple[str, FeedFormat] | None:
+        if path in self._routes:
+            return self._routes[path]
+        route = None
+        stem, dot, ext = path[len("/feeds/"):].rpartition(".")
+        if path.startswith("/feeds/") and dot and stem and "/" not in stem:
+            try:
+                route = (stem, FeedFormat(ext))
+            except ValueError:
+                route = None
+        if len(self._routes) >= MEMO_LIMIT:
+            self._routes.clear()
+        self._routes[path] = route
+        return route
+
+    def _current(self, path: str) -> _Prepared | None:
+        """The prepared answers for `path` as of the store's revision, or None (use Flask)."""
+        publisher = self.services.publisher
+        try:
+            if path == OPML_PATH:
+                rendered = publisher.opml()
+                key: tuple[object, ...] = (rendered,)
+                etag, modified, has_gzip, has_br = (rendered.etag, rendered.last_modified,
+                                                    False, False)
+            else:
+                route = self._route(path)
+                if route is None:
+                    return None
+                served = publisher.feed(*route)
+                key = (served.rendered, served.gzip, served.br)
+                etag, modified = served.rendered.etag, served.rendered.last_modified
+                has_gzip, has_br = served.gzip is not None, served.br is not None
+        except FeedsvcError:
+            return None  # unknown feed, store down: Flask gives the proper answer
+        prepared = self._prepared.get(path)
+        if prepared is not None and len(prepared.key) == len(key) and all(
+                a is b for a, b in zip(prepared.key, key)):
+            return prepared
+        with self._lock:
+            return self._prepare(path, key, etag, modified, has_gzip, has_br)
+
+    def _prepare(self, path: str, key: tuple[object, ...], etag: str, modified: Any,
+                 has_gzip: bool, has_br: bool) -> _Prepared | None:
+        codings = [None] + (["gzip"] if has_gzip else []) + (["br"] if has_br else [])
+        ok: dict[str | None, tuple[str, list[tuple[str, str]], bytes]] = {}
+        not_modified: dict[str | None, tuple[str, list[tuple[str, str]]]] = {}
+        for coding in codings:
+            status, headers, body = self._run(path, {"Accept-Encoding": CODINGS[coding]})
+            tag = dict(headers).get("ETag")
+            if not status.startswith("200") or tag is None:
+                return None
+            ok[coding] = (status, headers, body)
+            status304, headers304, _ = self._run(path, {"Accept-Encoding": CODINGS[coding],
+                                                        "If-None-Match": tag})
+            if not status304.startswith("304"):
+                return None
+            not_modified[coding] = (status304, headers304)
+        if not dict(ok[None][1]).get("ETag", "").startswith(etag[:-1]):
+            return None  # the store moved on while preparing: prepare again next time
+        prepared = _Prepared(key=key, etag=etag, last_modified=modified, has_gzip=has_gzip,
+                             has_br=has_br, ok=ok, not_modified=not_modified)
+        self._prepared[path] = prepared
+        self.prepared_count += 1
+        return prepared
+
+    def _run(self, path: str, headers: dict[str, str]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """One request through Flask itself, captured."""
+        environ = EnvironBuilder(path=path, method="GET", headers=list(headers.items())).get_environ()
+        captured: list[Any] = []
+
+        def start_response(status: str, response_headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
+            captured[:] = [status, list(response_headers)]
+            return lambda data: None
+
+        chunks = self.inner(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return captured[0], captured[1], body
+
+
+def install(app: Flask, services: Services) -> FastPath:
+    fast = FastPath(app, services)
+    app.wsgi_app = fast  # type: ignore[method-assign]
+    return fast
