@@ -2,7 +2,7 @@
 # Image entrypoint: checks that the SQLite store folder is usable by the uid the container
 # runs as and says what to do when it is not, then runs the command (`feedsvc serve`).
 set -eu
-umask 0002  # store files group-writable: another uid of group 0 can open them later
+umask 0002
 
 data="${FEEDSVC_STORE_DATA_DIR:-/data}"
 uid="$(id -u)"
@@ -13,8 +13,8 @@ fail() {
     echo "       or run the container as its owner: --user <owner uid>:0" >&2
     exit 1
 }
-case "${FEEDSVC_STORE_URL:-sqlite}" in
-    sqlite*)
+case "${FEEDSVC_STORE_URL:-}" in
+    "")  # the default SQLite store, $data/feedsvc.db
         if [ ! -d "$data" ]; then
             mkdir -p "$data" 2>/dev/null \
                 || fail "store folder $data (FEEDSVC_STORE_DATA_DIR) is missing and cannot be created by uid $uid gid $gid"
@@ -27,6 +27,9 @@ case "${FEEDSVC_STORE_URL:-sqlite}" in
                 fail "store file $f is not writable by uid $uid gid $gid (it belongs to uid $(stat -c %u "$f") gid $(stat -c %g "$f"), mode $(stat -c %a "$f"))"
             fi
         done
+        # SQLite creates its files mode 0644 (and its -wal/-shm like the database): made
+        # here first, the database is group-writable, so any uid of group 0 can open it later.
+        [ -e "$data/feedsvc.db" ] || : >"$data/feedsvc.db"
         ;;
 esac
 if [ -z "${FEEDSVC_SITE_BASE_URL:-}" ] && [ "${FEEDSVC_CONFIG:-}" = /app/config/feedsvc.toml ]; then
