@@ -183,18 +183,48 @@ def _pip_build_args() -> list[str]:
     return args
 
 
-@pytest.fixture(scope="module")
-def image() -> Iterator[str]:
-    base = _base_image(_cache_dir())
-    tag = f"localhost/feedsvc-test:{uuid.uuid4().hex[:8]}"
+def _build(context: Path, base: str, tag: str) -> str:
     started = time.monotonic()
-    _podman("build", "--format", "docker", *_ulimits(), *_pip_build_args(),
-            "--build-arg", f"BASE={base}", "-t", tag, str(REPO), timeout=900)
-    print(f"image built in {time.monotonic() - started:.0f} s")
+    output = _podman("build", "--format", "docker", *_ulimits(), *_pip_build_args(),
+                     "--build-arg", f"BASE={base}", "-t", tag, str(context), timeout=900).stdout
+    print(f"{tag} built in {time.monotonic() - started:.0f} s")
+    return output
+
+
+@pytest.fixture(scope="module")
+def base_image() -> str:
+    return _base_image(_cache_dir())
+
+
+@pytest.fixture(scope="module")
+def image(base_image: str) -> Iterator[str]:
+    tag = f"localhost/feedsvc-test:{uuid.uuid4().hex[:8]}"
+    _build(REPO, base_image, tag)
     try:
         yield tag
     finally:
         _podman("rmi", "-f", tag, check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_source_edit_reuses_the_dependency_layer(image: str, base_image: str,
+                                                   tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    shutil.copytree(REPO, context, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "data", "__pycache__", "*.egg-info", ".*_cache", ".hypothesis"))
+    with (context / "feedsvc" / "__init__.py").open("a") as f:
+        f.write("# edited\n")
+    tag = f"localhost/feedsvc-test-edit:{uuid.uuid4().hex[:8]}"
+    try:
+        output = _build(context, base_image, tag)
+    finally:
+        _podman("rmi", "-f", tag, check=False)
+    steps = re.split(r"^STEP \d+/\d+: ", output, flags=re.M)
+    install = [s for s in steps if "pip install -r requirements.lock" in s]
+    assert len(install) == 1 and "--> Using cache" in install[0]
+    source = [s for s in steps if s.startswith("COPY feedsvc ")]
+    assert len(source) == 1 and "--> Using cache" not in source[0]
 
 
 # -- running containers ----------------------------------------------------------------------
