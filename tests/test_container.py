@@ -428,6 +428,9 @@ def test_mounted_notes_repository_is_pulled_by_the_webhook_and_bind_mounted_data
     before = served.get_json("/updates.json")["items"]
     assert sorted(i["title"] for i in before) == ["Undated", "first"]
     assert (data / "feedsvc.db").exists()
+    # The checkout belongs to the host's uid: git would refuse it ("dubious ownership").
+    assert served.exec("git", "config", "--system", "--get-all", "safe.directory") == "*"
+    assert notes.stat().st_uid != 65534
 
     (author / "NLP" / "pushed.md").write_text("---\ntitle: Pushed\ndate: 2025-01-02\n---\nnew\n")
     _git("add", ".", cwd=author)
