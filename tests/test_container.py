@@ -362,6 +362,10 @@ def test_image_serves_the_examples_keeps_its_store_and_runs_as_any_uid(
     assert b"<name>feedsvc example notes</name>" in atom
     assert f'<link href="{BASE_URL}feeds/all.atom" rel="self" '.encode() in atom
     assert _podman("healthcheck", "run", first.name, check=False).returncode == 0
+    # /notes is reached through the config's ../examples/notes link: media resolve inside it.
+    png = (REPO / "examples" / "notes" / "Large Model" / "attention-tiles.png").read_bytes()
+    assert first.get("/media/notes/Large%20Model/attention-tiles.png") == (200, png)
+    assert first.get("/media/notes/..%2f..%2fetc%2fpasswd")[0] == 404
 
     # The store is on the volume, and a restart keeps it (first-seen dates do not move).
     mount = Path(_podman("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip())
