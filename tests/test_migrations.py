@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
@@ -33,6 +34,12 @@ from conftest import REPO
 from conftest import Clock
 from conftest import NotesDir
 from conftest import write_config
+from test_media_store import PNG
+from test_media_store import free_port
+from test_media_store import start_serve
+from test_media_store import stop
+from test_media_store import wait_all_up
+from test_media_store import with_store_url
 
 MEDIA_TABLES = ("media", "media_blobs")
 TABLES_0001 = ("notes", "entries", "links", "first_seen", "tombstones", "feed_states", "meta",
@@ -186,3 +193,55 @@ def test_migrate_on_an_empty_store_and_again(tmp_path: Path, notes: NotesDir) ->
     again = run_cli("migrate", "--config", str(config_path))
     assert (first.returncode, first.stdout) == (0, "store at schema 0002 (head)\n"), first.stderr
     assert (again.returncode, again.stdout) == (0, "store at schema 0002 (head)\n"), again.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("start", ["empty", "previous-release"])
+def test_four_processes_started_together_all_come_up(
+        backend: str, start: str, notes: NotesDir, tmp_path: Path, clock: Clock,
+        request: pytest.FixtureRequest) -> None:
+    """On an empty store, and on one the release before schema versions wrote (whose feeds
+    are then byte-identical, validators included)."""
+    if backend == "sqlite":
+        store_url = f"sqlite:///{(tmp_path / 'empty' / 'feedsvc.db').as_posix()}"
+    else:
+        store_url = request.getfixturevalue("pg_server").database("empty")
+    feeds_before: dict[str, Any] = {}
+    if start == "previous-release":
+        # the processes scan with the wall clock: fill with it too (tombstones expire)
+        clock = Clock(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+        store = open_store(store_url)
+        fill(store, notes, tmp_path, clock)
+        feeds_before = feed_bytes(store, tmp_path, notes, clock)
+        store.close()
+        make_legacy(store_url)
+    else:
+        notes.write("NLP/a.md", "正文 a", title="A", date="2025-01-01")
+    notes.write_bytes("NLP/fig.png", PNG)
+    config_path = with_store_url(write_config(tmp_path, notes.root), store_url, tmp_path)
+    ports = [free_port() for _ in range(4)]
+    processes = [start_serve(config_path, port, tmp_path / f"serve{i}.log")
+                 for i, port in enumerate(ports)]
+    try:
+        wait_all_up(ports, processes, timeout=90)
+        for port in ports:
+            media = requests.get(f"http://127.0.0.1:{port}/media/notes/NLP/fig.png", timeout=10)
+            assert media.status_code == 200
+            for url, (body, etag, last_modified) in feeds_before.items():
+                response = requests.get(f"http://127.0.0.1:{port}{url}", timeout=10,
+                                        headers={"Accept-Encoding": "identity"})
+                assert response.status_code == 200, url
+                assert (response.content, response.headers["ETag"],
+                        response.headers["Last-Modified"]) == (body, etag, last_modified), url
+    finally:
+        for process in processes:
+            stop(process)
+    logs = "".join((tmp_path / f"serve{i}.log").read_text() for i in range(4))
+    assert "Traceback" not in logs and "already exists" not in logs
+    store = open_store(store_url, migrate=False)
+    try:
+        status = store.schema_status()
+        assert status is not None and status.revision == "0002"
+    finally:
+        store.close()
