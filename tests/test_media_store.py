@@ -203,35 +203,3 @@ def test_web_process_without_the_notes_serves_media_from_the_store(
         stop(process)
     log = (tmp_path / "web.log").read_text()
     assert "Traceback" not in log
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_four_processes_started_together_on_an_empty_store_all_come_up(
-        backend: str, notes: NotesDir, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if backend == "sqlite":
-        store_url = f"sqlite:///{(tmp_path / 'empty' / 'feedsvc.db').as_posix()}"
-    else:
-        store_url = request.getfixturevalue("pg_server").database("empty")
-    notes.write("NLP/a.md", "a", date="2025-01-01")
-    notes.write_bytes("NLP/fig.png", PNG)
-    config_path = with_store_url(write_config(tmp_path, notes.root), store_url, tmp_path)
-    ports = [free_port() for _ in range(4)]
-    processes = [start_serve(config_path, port, tmp_path / f"serve{i}.log")
-                 for i, port in enumerate(ports)]
-    try:
-        wait_all_up(ports, processes, timeout=90)
-        for port in ports:
-            media = requests.get(f"http://127.0.0.1:{port}/media/notes/NLP/fig.png", timeout=10)
-            assert media.status_code == 200
-    finally:
-        for process in processes:
-            stop(process)
-    logs = "".join((tmp_path / f"serve{i}.log").read_text() for i in range(4))
-    assert "Traceback" not in logs and "already exists" not in logs
-    store = open_store(store_url, migrate=False)
-    try:
-        status = store.schema_status()
-        assert status is not None and status.revision == "0002"
-    finally:
-        store.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
@@ -25,6 +26,7 @@ from feedsvc.errors import StoreVersionError
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
 from feedsvc.store import open_store
+from feedsvc.store.migrator import head_revision
 from feedsvc.store.schema import metadata
 from feedsvc.web import create_app
 
@@ -33,8 +35,15 @@ from conftest import REPO
 from conftest import Clock
 from conftest import NotesDir
 from conftest import write_config
+from test_media_store import PNG
+from test_media_store import free_port
+from test_media_store import start_serve
+from test_media_store import stop
+from test_media_store import wait_all_up
+from test_media_store import with_store_url
 
 MEDIA_TABLES = ("media", "media_blobs")
+HEAD = head_revision()  # 0002 here; later revisions chain onto it
 TABLES_0001 = ("notes", "entries", "links", "first_seen", "tombstones", "feed_states", "meta",
                "locks")
 
@@ -74,7 +83,7 @@ def test_migrated_schema_matches_the_metadata(store_url: str) -> None:
                 conn, opts={"compare_type": True}), metadata)
         assert diffs == []
         status = store.schema_status()
-        assert status is not None and status.revision == "0002" and status.is_head
+        assert status is not None and status.revision == HEAD and status.is_head
     finally:
         store.close()
 
@@ -85,9 +94,9 @@ def test_revision_0001_is_the_previous_release_schema_exactly(tmp_path: Path) ->
     store = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     store.close()
     with sqlite3.connect(tmp_path / "new.db") as conn:
-        made = [sql.strip() for (name, sql) in conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid")
-            if name not in MEDIA_TABLES and name != "ix_media_hash" and name != "alembic_version"]
+        made = [sql.strip() for (table, sql) in conn.execute(
+            "SELECT tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid")
+            if table in TABLES_0001]
     lines = (DATA / "store_before_versions.sql").read_text().splitlines()
     frozen = "\n".join(line for line in lines if not line.startswith("--")).split(";")
     assert sorted(" ".join(s.split()) for s in made) == \
@@ -125,10 +134,12 @@ def make_legacy(store_url: str) -> None:
     """Turn a store into what the release before schema versions wrote: 0001 is that
     schema exactly (test above), so dropping what came after leaves exactly its tables."""
     engine = create_engine(store_url)
+    cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""
     try:
         with engine.begin() as conn:
-            for name in ("alembic_version", *MEDIA_TABLES):
-                conn.execute(text(f'DROP TABLE "{name}"'))
+            for name in inspect(conn).get_table_names():
+                if name not in TABLES_0001:
+                    conn.execute(text(f'DROP TABLE "{name}"{cascade}'))
     finally:
         engine.dispose()
 
@@ -146,11 +157,13 @@ def test_store_from_before_versions_is_stamped_and_upgraded_intact(
     assert rows_before["tombstones"] and rows_before["feed_states"]
 
     result = run_cli("migrate", "--config", str(config_for(tmp_path, notes, store_url)))
-    assert (result.returncode, result.stdout.strip()) == (0, "store at schema 0002 (head)"), \
+    assert (result.returncode, result.stdout.strip()) == (0, f"store at schema {HEAD} (head)"), \
         result.stderr
     rows_after = dump(store_url)
-    assert rows_after.pop("alembic_version") == [("0002",)]
+    assert rows_after.pop("alembic_version") == [(HEAD,)]
     assert rows_after.pop("media") == [] and rows_after.pop("media_blobs") == []
+    for later in set(rows_after) - set(TABLES_0001):
+        del rows_after[later]  # tables of revisions after 0002 (they may fill themselves)
     assert rows_after == rows_before  # every entry, id, first-seen time, validator, lease
     store = open_store(store_url)
     try:
@@ -184,5 +197,59 @@ def test_migrate_on_an_empty_store_and_again(tmp_path: Path, notes: NotesDir) ->
     config_path = config_for(tmp_path, notes, f"sqlite:///{tmp_path / 'fresh' / 'f.db'}")
     first = run_cli("migrate", "--config", str(config_path))
     again = run_cli("migrate", "--config", str(config_path))
-    assert (first.returncode, first.stdout) == (0, "store at schema 0002 (head)\n"), first.stderr
-    assert (again.returncode, again.stdout) == (0, "store at schema 0002 (head)\n"), again.stderr
+    assert (first.returncode, first.stdout) == (0, f"store at schema {HEAD} (head)\n"), \
+        first.stderr
+    assert (again.returncode, again.stdout) == (0, f"store at schema {HEAD} (head)\n"), \
+        again.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("start", ["empty", "previous-release"])
+def test_four_processes_started_together_all_come_up(
+        backend: str, start: str, notes: NotesDir, tmp_path: Path, clock: Clock,
+        request: pytest.FixtureRequest) -> None:
+    """On an empty store, and on one the release before schema versions wrote (whose feeds
+    are then byte-identical, validators included)."""
+    if backend == "sqlite":
+        store_url = f"sqlite:///{(tmp_path / 'empty' / 'feedsvc.db').as_posix()}"
+    else:
+        store_url = request.getfixturevalue("pg_server").database("empty")
+    feeds_before: dict[str, Any] = {}
+    if start == "previous-release":
+        # the processes scan with the wall clock: fill with it too (tombstones expire)
+        clock = Clock(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+        store = open_store(store_url)
+        fill(store, notes, tmp_path, clock)
+        feeds_before = feed_bytes(store, tmp_path, notes, clock)
+        store.close()
+        make_legacy(store_url)
+    else:
+        notes.write("NLP/a.md", "正文 a", title="A", date="2025-01-01")
+    notes.write_bytes("NLP/fig.png", PNG)
+    config_path = with_store_url(write_config(tmp_path, notes.root), store_url, tmp_path)
+    ports = [free_port() for _ in range(4)]
+    processes = [start_serve(config_path, port, tmp_path / f"serve{i}.log")
+                 for i, port in enumerate(ports)]
+    try:
+        wait_all_up(ports, processes, timeout=90)
+        for port in ports:
+            media = requests.get(f"http://127.0.0.1:{port}/media/notes/NLP/fig.png", timeout=10)
+            assert media.status_code == 200
+            for url, (body, etag, last_modified) in feeds_before.items():
+                response = requests.get(f"http://127.0.0.1:{port}{url}", timeout=10,
+                                        headers={"Accept-Encoding": "identity"})
+                assert response.status_code == 200, url
+                assert (response.content, response.headers["ETag"],
+                        response.headers["Last-Modified"]) == (body, etag, last_modified), url
+    finally:
+        for process in processes:
+            stop(process)
+    logs = "".join((tmp_path / f"serve{i}.log").read_text() for i in range(4))
+    assert "Traceback" not in logs and "already exists" not in logs
+    store = open_store(store_url, migrate=False)
+    try:
+        status = store.schema_status()
+        assert status is not None and status.revision == HEAD
+    finally:
+        store.close()

@@ -126,10 +126,15 @@ class Store:
             raise StoreError("store read failed") from e
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, serialized: bool = True) -> Iterator[Connection]:
+        """One write transaction; serialized with every other process's writes unless it
+        is a single atomic statement that needs no such guard (lease renewals, which must
+        not wait behind a long scan)."""
         with self._write_lock:
             try:
                 with self.engine.begin() as conn:
+                    if serialized:
+                        dialect.serialize_writes(conn)
                     yield conn
             except SQLAlchemyError as e:
                 raise StoreError("store write failed") from e
@@ -476,11 +481,11 @@ class Store:
     # -- leases -------------------------------------------------------------------------
 
     def try_lock(self, name: str, owner: str, *, now: dt.datetime, ttl: dt.timedelta) -> bool:
-        with self._write() as conn:
+        with self._write(serialized=False) as conn:
             return lock_queries.try_acquire(conn, name, owner, now=now, ttl=ttl)
 
     def release_lock(self, name: str, owner: str) -> None:
-        with self._write() as conn:
+        with self._write(serialized=False) as conn:
             lock_queries.release(conn, name, owner)
 
     def lock_holder(self, name: str, now: dt.datetime) -> str | None:

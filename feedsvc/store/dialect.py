@@ -21,6 +21,8 @@ from sqlalchemy.pool import NullPool
 SQLITE_BUSY_MS = 30_000
 # one fixed key for "the schema of this database is being changed" (pg_advisory_xact_lock)
 MIGRATION_LOCK_KEY = zlib.crc32(b"feedsvc.migrate")
+# and one for "a write transaction of the store is under way" (see serialize_writes)
+WRITE_LOCK_KEY = zlib.crc32(b"feedsvc.write")
 
 
 def engine_options(url: URL) -> dict[str, Any]:
@@ -71,6 +73,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def serialize_writes(conn: Connection) -> None:
+    """Called first in every store write transaction: writers go one at a time across all
+    processes, and each one's reads see what the previous one committed. Without it, two
+    processes applying scans at once both delete-then-insert the same entry (or blob) and
+    the second fails on the primary key; serialised, the second replaces the first's rows.
+    Released at commit or rollback."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+    elif conn.dialect.name == "sqlite":
+        # pysqlite begins lazily, at the first write: a write that matches no row takes
+        # the file's write lock now (waiting out busy_timeout), so the reads that follow
+        # in this transaction already see every other writer's committed work
+        conn.execute(text("UPDATE meta SET key = key WHERE 1 = 0"))
 
 
 @contextmanager
