@@ -165,12 +165,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_serve(config_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_serve(config_path: Path, port: int, log: Path, *,
+                role: str = "all") -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "feedsvc", "serve", "--config", str(config_path),
-             "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+             "--port", str(port), "--role", role, "--workers", "2"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
 
 def health(port: int) -> dict[str, Any] | None:

@@ -514,10 +514,11 @@ class Store:
             return
         try:
             if self._listener is None:
-                raw = self.engine.raw_connection()
-                raw.detach()  # a dedicated connection, never handed back to the pool
-                listener: Any = raw.driver_connection
-                listener.autocommit = True
+                import psycopg  # the PostgreSQL driver (postgresql+psycopg://)
+
+                url = self.engine.url.set(drivername="postgresql")
+                listener = psycopg.connect(url.render_as_string(hide_password=False),
+                                           autocommit=True)  # its own, outside the pool
                 listener.execute(f"LISTEN {request_queries.CHANNEL}")
                 self._listener = listener
             for _ in self._listener.notifies(timeout=timeout, stop_after=1):
