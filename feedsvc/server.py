@@ -150,7 +150,7 @@ def _stop_scanner(process: Any) -> None:
 def _supervise_scanner(process: Any) -> None:
     """A scanner that dies takes its serve down (exit 1), so a supervisor restarts it whole."""
     process.join()
-    if process.exitcode not in (0, -signal.SIGTERM):
+    if process.exitcode is not None and process.exitcode not in (0, -signal.SIGTERM):
         logger.error("scanner process exited unexpectedly: exitcode=%s", process.exitcode)
         os.kill(os.getpid(), signal.SIGTERM)
 
