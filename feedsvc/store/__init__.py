@@ -131,10 +131,14 @@ class Store:
 
     def create_schema(self) -> None:
         with self._write_lock:
-            try:
-                metadata.create_all(self.engine)
-            except SQLAlchemyError as e:
-                raise StoreError("cannot create the store's tables") from e
+            for attempt in range(3):  # processes started together race on CREATE TABLE:
+                try:                  # the loser finds the tables there on its next try
+                    metadata.create_all(self.engine)
+                    return
+                except SQLAlchemyError as e:
+                    if attempt == 2:
+                        raise StoreError("cannot create the store's tables") from e
+                    time.sleep(0.2 * (attempt + 1))
 
     def close(self) -> None:
         self._drop_listener()
