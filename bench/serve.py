@@ -1,11 +1,11 @@
-"""Serve benchmark: the production server (`feedsvc serve`, waitress) on a scanned corpus,
-loaded from 127.0.0.1 with wrk (Debian package `wrk`), bounded in time.
+"""Serve benchmark: the same feed bytes from `feedsvc serve --workers 2` (granian), from a plain
+Flask app under gunicorn (2 sync workers) and from nginx serving a copied file, loaded from
+127.0.0.1 with wrk (Debian package `wrk`), side by side in one run, bounded in time.
 
     python bench/serve.py --notes 10000 [--seconds 10] [--connections 16]
 
-Measures a plain GET, a gzip GET and a conditional GET (If-None-Match -> 304) of a category
-feed, and prints requests/s with p50/p99 latency for each. Falls back to a Python keep-alive
-client when wrk is not installed.
+Measures a GET and a conditional GET (If-None-Match -> 304) on each, prints requests/s with
+p50/p99 latency and the ratios feedsvc / the others. Needs gunicorn (pip) and nginx (Debian).
 """
 
 from __future__ import annotations
@@ -107,44 +107,121 @@ def python_load(url: str, seconds: int, connections: int, headers: dict[str, str
             "socket_errors": 0.0}
 
 
+PLAIN_FLASK = """
+import os
+from flask import Flask, Response, request
+BODY = open(os.environ["BENCH_BODY"], "rb").read()
+ETAG = os.environ["BENCH_ETAG"]
+app = Flask(__name__)
+
+@app.get("/feed")
+def feed():
+    if request.headers.get("If-None-Match") == ETAG:
+        return Response(status=304, headers={"ETag": ETAG})
+    return Response(BODY, content_type="application/atom+xml; charset=utf-8",
+                    headers={"ETag": ETAG})
+"""
+
+
+def start_nginx(root: Path, body: Path, port: int) -> subprocess.Popen[bytes]:
+    prefix = root / "nginx"
+    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+    shutil.copy(body, prefix / "feed.atom")
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""daemon off;
+worker_processes 2;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    types {{ application/atom+xml atom; }}
+    server {{ listen 127.0.0.1:{port}; root {prefix}; etag on; }}
+}}
+""")
+    os.chmod(prefix, 0o755)
+    return subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix)])
+
+
+def wait_up(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     corpus_args(parser)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    parser.add_argument("--workers", type=int, default=2, help="feedsvc serve --workers")
     parser.add_argument("--feed", default="3d-model", help="category slug to load")
     args = parser.parse_args()
     port = free_port()
     config = prepare(args, port)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen([sys.executable, "-m", "feedsvc", "--log-level", "WARNING", "serve",
-                               "--config", str(config), "--port", str(port),
-                               "--threads", str(args.threads)], env=env)
+    servers = [subprocess.Popen([sys.executable, "-m", "feedsvc", "--log-level", "WARNING", "serve",
+                                 "--config", str(config), "--port", str(port),
+                                 "--workers", str(args.workers)], env=env)]
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_first_scan(base, 120)
         url = f"{base}/feeds/{args.feed}.atom"
         first = requests.get(url, timeout=10, headers={"Accept-Encoding": "identity"})
         etag = first.headers["ETag"]
+        work = Path(str(config)).parent
+        body = work / "feed.atom"
+        body.write_bytes(first.content)
+        flask_port, nginx_port = free_port(), free_port()
+        (work / "plainapp.py").write_text(PLAIN_FLASK)
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+        servers.append(subprocess.Popen(
+            [str(gunicorn), "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{flask_port}",
+             "--log-level", "warning", "--chdir", str(work), "plainapp:app"],
+            env={**env, "BENCH_BODY": str(body), "BENCH_ETAG": etag}))
+        servers.append(start_nginx(work, body, nginx_port))
+        wait_up(f"http://127.0.0.1:{flask_port}/feed")
+        wait_up(f"http://127.0.0.1:{nginx_port}/feed.atom")
+        nginx_etag = requests.get(f"http://127.0.0.1:{nginx_port}/feed.atom", timeout=5).headers["ETag"]
         load = wrk if shutil.which("wrk") else python_load
-        print(f"server: feedsvc serve (waitress, {args.threads} threads), {args.notes}-note corpus; "
-              f"load: {'wrk' if load is wrk else 'python keep-alive clients'}, "
+        print(f"feed: {url} ({len(first.content)} bytes, {first.content.count(b'<entry>')} entries), "
+              f"{args.notes}-note corpus; load: {'wrk' if load is wrk else 'python clients'}, "
               f"{args.connections} connections, {args.seconds} s each")
-        print(f"feed: {url} ({len(first.content)} bytes, "
-              f"{first.content.count(b'<entry>')} entries)")
-        cases = [("GET (identity)", {"Accept-Encoding": "identity"}),
-                 ("GET (gzip)", {"Accept-Encoding": "gzip"}),
-                 ("conditional GET -> 304", {"If-None-Match": etag, "Accept-Encoding": "gzip"})]
-        for label, headers in cases:
-            result = load(url, args.seconds, args.connections, headers)
-            print(f"{label:24} {result['rps']:9.0f} req/s   p50 {result['p50']:7.2f} ms   "
-                  f"p99 {result['p99']:7.2f} ms   errors {result['errors']:.0f}")
-        status = requests.get(url, headers={"If-None-Match": etag}, timeout=5).status_code
-        print(f"check: conditional GET answers {status}")
+        targets = [
+            (f"feedsvc (granian, --workers {args.workers})", url, etag),
+            ("plain Flask + gunicorn (2 sync workers)", f"http://127.0.0.1:{flask_port}/feed", etag),
+            ("nginx, copied file", f"http://127.0.0.1:{nginx_port}/feed.atom", nginx_etag),
+        ]
+        results: dict[tuple[str, str], float] = {}
+        for name, target, tag in targets:
+            for case, headers in (("GET", {"Accept-Encoding": "identity"}),
+                                  ("304", {"If-None-Match": tag, "Accept-Encoding": "identity"})):
+                result = load(target, args.seconds, args.connections, headers)
+                results[(name, case)] = result["rps"]
+                print(f"{name:42} {case:4} {result['rps']:9.0f} req/s   p50 {result['p50']:7.2f} ms"
+                      f"   p99 {result['p99']:7.2f} ms   errors {result['errors']:.0f}")
+        ours = targets[0][0]
+        for name, _, _ in targets[1:]:
+            for case in ("GET", "304"):
+                print(f"ratio feedsvc / {name} ({case}): "
+                      f"{results[(ours, case)] / max(results[(name, case)], 1e-9):.2f}x")
+        probe = requests.get(url, headers={"If-None-Match": etag}, timeout=5)
+        print(f"check: conditional GET answers {probe.status_code}; "
+              f"Connection: {probe.headers.get('Connection', '(none: kept alive)')}")
     finally:
-        server.terminate()
-        server.wait(10)
+        for server in servers:
+            server.terminate()
+            server.wait(10)
 
 
 if __name__ == "__main__":

@@ -122,7 +122,6 @@ class Cluster:
         return f"http://127.0.0.1:{self.nginx_port}"
 
     def start(self, *, webs: int = 2) -> Cluster:
-        self.root.chmod(0o755)
         self.start_postgres()
         self.write_config()
         self.add_node("scanner", "scanner")
@@ -133,6 +132,7 @@ class Cluster:
 
     def start_postgres(self) -> None:
         bindir = pg_bindir()
+        self.root.chmod(0o755)  # the unprivileged postgres must reach its data dir
         data = self.root / "pg"
         data.mkdir()
         sockets = self.root / "pg-sockets"

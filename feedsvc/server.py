@@ -7,6 +7,7 @@ answers for the whole serve whichever worker replies."""
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import multiprocessing
 import os
@@ -104,8 +105,8 @@ def _worker_app(config: Config, state: ServeState | None, owner: str | None, rol
 
 
 def _metrics_exit_hook() -> Callable[[int], None] | None:
-    try:
-        from feedsvc import metrics  # type: ignore[attr-defined, unused-ignore]
+    try:  # feedsvc.metrics (prometheus multiprocess mode) may not be installed with this build
+        metrics = importlib.import_module("feedsvc.metrics")
     except ImportError:
         return None
     hook: Callable[[int], None] | None = getattr(metrics, "worker_exited", None)
@@ -150,7 +151,7 @@ def _stop_scanner(process: Any) -> None:
 def _supervise_scanner(process: Any) -> None:
     """A scanner that dies takes its serve down (exit 1), so a supervisor restarts it whole."""
     process.join()
-    if process.exitcode not in (0, -signal.SIGTERM):
+    if process.exitcode is not None and process.exitcode not in (0, -signal.SIGTERM):
         logger.error("scanner process exited unexpectedly: exitcode=%s", process.exitcode)
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "feedsvc"
 
 LAYERS: list[set[str]] = [
-    {"model", "errors", "log", "process", "shared"},
-    {"config"},
+    {"model", "errors", "log", "process"},
+    {"config", "shared"},
     {"urls", "webhook", "metrics"},
     {"sources", "content", "store", "feeds", "dating"},
     {"scan", "planning", "siteindex", "rendering", "publishing", "websub", "mediasync"},
