@@ -9,11 +9,11 @@ from flask import Response
 from flask import jsonify
 from flask import request
 
-from feedsvc.errors import NotFoundError
 from feedsvc.errors import PayloadTooLargeError
 from feedsvc.errors import WebhookError
 from feedsvc.webhook import MAX_BODY_BYTES
 from feedsvc.webhook import delivery_id
+from feedsvc.webhook import targets_from_payload
 from feedsvc.webhook import verify
 from feedsvc.web.ext import get_services
 
@@ -43,10 +43,15 @@ def refresh() -> tuple[Response, int]:
         logger.warning("webhook refused: remote=%s reason=%s", request.remote_addr, e.message)
         raise
     source = request.args.get("source") or None
-    if source is not None and source not in {s.name for s in services.config.sources}:
-        raise NotFoundError(f"no source {source!r}")
+    targets = targets_from_payload(body, request.headers, services.config.sources, source)
     delivery = delivery_id(request.headers)
     if services.deliveries.is_repeat(delivery):
         return jsonify({"status": "duplicate", "delivery": delivery}), 202
-    status = services.scanner.request(source, reason="webhook")
-    return jsonify({"status": status, "source": source}), 202
+    if not targets:
+        return jsonify({"status": "ignored", "source": source}), 202
+    statuses = [services.scanner.request(name, paths=paths, reason="webhook")
+                for name, paths in targets]
+    status = "started" if "started" in statuses else statuses[0]
+    return jsonify({"status": status, "source": source,
+                    "targets": [{"source": n, "paths": None if p is None else len(p)}
+                                for n, p in targets]}), 202
