@@ -74,7 +74,8 @@ class WebhookConfig:
     secret: str = _opt("", "shared secret for POST /hooks/refresh", secret=True)
     allow_unauthenticated: bool = _opt(False, "accept unsigned webhooks when no secret is set")
     min_interval_seconds: float = _opt(
-        5.0, "webhook-triggered scans start at least this far apart; calls meanwhile merge")
+        0.5, "a lone webhook scans at once; webhooks sooner than this after the last webhook "
+             "scan's start merge into one scan at the end of the interval")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +126,7 @@ class SourceConfig:
     default_category: str = _opt("", "category of notes directly in the root")
     max_file_bytes: int = _opt(DEFAULT_MAX_FILE_BYTES, "larger notes are skipped")
     pull: str = _opt("", "'git' runs git pull --ff-only before a webhook scan")
+    watch: bool = _opt(False, "watch the folder for saved files (watchfiles) and scan them")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,6 +411,7 @@ def _build_sources(raw: Any, base_dir: Path, label: str) -> tuple[Source, ...]:
             default_category=cfg.default_category or None,
             max_file_bytes=cfg.max_file_bytes,
             pull="git" if cfg.pull == "git" else None,
+            watch=cfg.watch,
         ))
     return tuple(sources)
 

@@ -40,6 +40,7 @@ class Source:
     default_category: str | None = None
     max_file_bytes: int = 5 * 1024 * 1024
     pull: Literal["git"] | None = None
+    watch: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -115,9 +115,12 @@ class Scanner:
 
     # -- triggers -----------------------------------------------------------------------
 
-    def request(self, source: str | None = None, *, reason: str = "webhook") -> str:
+    def request(self, source: str | None = None, *, paths: tuple[str, ...] | None = None,
+                reason: str = "webhook") -> str:
         """Ask for a scan in the background. Returns "started" or "queued" (merged into the
-        scan that follows the running one: a burst yields at most one more scan)."""
+        scan that follows the running one: a burst yields at most one more scan).
+        `paths` (relative to the source) is accepted; targeted scans are not built yet, so
+        the source is walked."""
         with self._pending_lock:
             self._pending.add(source, reason)
             if self._worker is not None and self._worker.is_alive():
@@ -130,8 +133,11 @@ class Scanner:
         while True:
             # requested scans start at least min_interval apart: a storm of webhooks merges
             # into the scan under way plus one more, however long the storm lasts
+            # leading edge: start-up and poll scans do not count toward the interval
+            with self._pending_lock:
+                counts = bool(self._pending.reasons - {"startup", "poll"})
             wait = self._last_requested_start + self.min_interval - time.monotonic()
-            if wait > 0:
+            if counts and wait > 0:
                 time.sleep(wait)
             with self._pending_lock:
                 pending, self._pending = self._pending, _Pending()
@@ -139,7 +145,8 @@ class Scanner:
                     self._worker = None
                     return
             names = None if pending.everything else sorted(pending.sources)
-            self._last_requested_start = time.monotonic()
+            if pending.reasons - {"startup", "poll"}:
+                self._last_requested_start = time.monotonic()
             try:
                 self.run(names, reason="+".join(sorted(pending.reasons)), pull=True)
             except Exception:  # the worker must survive anything a scan throws

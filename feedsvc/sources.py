@@ -10,6 +10,7 @@ import errno
 import logging
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +34,13 @@ class Snapshot:
     media: tuple[str, ...]  # rel paths of other files (images, PDFs)
     problems: tuple[Problem, ...]
     unlisted: tuple[str, ...]  # folders that could not be listed: their notes count as unseen
+    scope: tuple[str, ...] | None = None  # None: the whole source; else these paths and below
 
     def is_unseen(self, rel_path: str) -> bool:
         return any(rel_path.startswith(prefix + "/") or not prefix for prefix in self.unlisted)
 
 
-def snapshot_source(source: Source) -> Snapshot:
-    """List every note and media file below the source root."""
+def _check_root(source: Source) -> os.stat_result:
     root = source.root
     try:
         root_stat = os.stat(root)
@@ -50,14 +51,81 @@ def snapshot_source(source: Source) -> Snapshot:
         raise SourceUnavailableError(source.name, f"source root {root} is not a folder")
     if not os.access(root, os.R_OK | os.X_OK):
         raise SourceUnavailableError(source.name, f"source root {root} is not readable")
-    real_root = os.path.realpath(root)
+    return root_stat
+
+
+@dataclass
+class _Walk:
+    notes: list[NoteFile]
+    media: list[str]
+    problems: list[Problem]
+    unlisted: list[str]
+
+
+def snapshot_source(source: Source) -> Snapshot:
+    """List every note and media file below the source root."""
+    root_stat = _check_root(source)
+    walk = _walk(source.name, os.path.realpath(source.root), str(source.root), "",
+                 {(root_stat.st_dev, root_stat.st_ino)})
+    walk.notes.sort(key=lambda n: n.rel_path)
+    return Snapshot(source=source.name, notes=tuple(walk.notes), media=tuple(sorted(walk.media)),
+                    problems=tuple(walk.problems), unlisted=tuple(walk.unlisted))
+
+
+def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str]) -> Snapshot:
+    """Look at just the named paths (clean, relative to the root): a note is stat-ed, a
+    folder is walked, a path that is gone is simply not seen. `media` is the source's media
+    list from its last walk; the snapshot carries it updated for the named paths. The
+    snapshot's scope says which stored notes it speaks for (the paths and what lies below)."""
+    root_stat = _check_root(source)
+    real_root = os.path.realpath(source.root)
+    name = source.name
+    known = set(media)
+    walk = _Walk([], [], [], [])
+    scope: list[str] = []
+    for rel in sorted(set(rel_paths)):
+        parts = rel.split("/")
+        if any(p.startswith(".") for p in parts):
+            continue  # hidden, as in a walk (.git, .obsidian, swap files)
+        scope.append(rel)
+        known = {m for m in known if m != rel and not m.startswith(rel + "/")}
+        path = os.path.join(str(source.root), *parts)
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                walk.problems.append(Problem(source=name, path=rel, reason="symlink loop"))
+            continue  # gone: its stored notes are removed
+        if not _inside(os.path.realpath(path), real_root):
+            walk.problems.append(Problem(source=name, path=rel,
+                                         reason="symlink points outside the source"))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            sub = _walk(name, real_root, path, rel, {(root_stat.st_dev, root_stat.st_ino),
+                                                     (st.st_dev, st.st_ino)})
+            walk.notes.extend(sub.notes)
+            walk.media.extend(sub.media)
+            walk.problems.extend(sub.problems)
+            walk.unlisted.extend(sub.unlisted)
+        elif stat.S_ISREG(st.st_mode):
+            if is_note_path(parts[-1]):
+                walk.notes.append(NoteFile(source=name, rel_path=rel, abs_path=path,
+                                           size=st.st_size, mtime_ns=st.st_mtime_ns))
+            else:
+                walk.media.append(rel)
+    walk.notes.sort(key=lambda n: n.rel_path)
+    return Snapshot(source=name, notes=tuple(walk.notes),
+                    media=tuple(sorted(known.union(walk.media))), problems=tuple(walk.problems),
+                    unlisted=tuple(walk.unlisted), scope=tuple(scope))
+
+
+def _walk(name: str, real_root: str, start: str, rel_start: str,
+          visited: set[tuple[int, int]]) -> _Walk:
     notes: list[NoteFile] = []
     media: list[str] = []
     problems: list[Problem] = []
     unlisted: list[str] = []
-    visited = {(root_stat.st_dev, root_stat.st_ino)}
-    name = source.name
-    stack: list[tuple[str, str]] = [(str(root), "")]
+    stack: list[tuple[str, str]] = [(start, rel_start)]
     while stack:
         folder, rel_folder = stack.pop()
         try:
@@ -112,9 +180,7 @@ def snapshot_source(source: Source) -> Snapshot:
                                           size=st.st_size, mtime_ns=st.st_mtime_ns))
                 else:
                     media.append(rel)
-    notes.sort(key=lambda n: n.rel_path)
-    return Snapshot(source=source.name, notes=tuple(notes), media=tuple(sorted(media)),
-                    problems=tuple(problems), unlisted=tuple(unlisted))
+    return _Walk(notes, media, problems, unlisted)
 
 
 def _inside(path: str, root: str) -> bool:

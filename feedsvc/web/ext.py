@@ -40,10 +40,7 @@ class Services:
         request = ScanRequest(source=source, paths=paths, reason=reason)
         if self.relay is not None:
             return self.relay(request)
-        if paths is None:
-            return self.scanner.request(source, reason=reason)
-        targeted: Callable[..., str] = self.scanner.request
-        return targeted(source, paths=paths, reason=reason)
+        return self.scanner.request(source, paths=paths, reason=reason)
 
 
 def get_services() -> Services:

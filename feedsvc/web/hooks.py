@@ -16,6 +16,7 @@ from feedsvc.errors import QueryParameterError
 from feedsvc.errors import WebhookError
 from feedsvc.webhook import MAX_BODY_BYTES
 from feedsvc.webhook import delivery_id
+from feedsvc.webhook import targets_from_payload
 from feedsvc.webhook import verify
 from feedsvc.web.ext import get_services
 from feedsvc.web.params import shown
@@ -55,10 +56,21 @@ def refresh() -> tuple[Response, int]:
     if source is not None and source not in {s.name for s in services.config.sources}:
         metrics.record_webhook("unknown_source")
         raise NotFoundError(f"source: no source {shown(source)}")
+    try:
+        targets = targets_from_payload(body, request.headers, services.config.sources, source)
+    except NotFoundError:
+        metrics.record_webhook("unknown_source")
+        raise
     delivery = delivery_id(request.headers)
     if services.deliveries.is_repeat(delivery):
         metrics.record_webhook("duplicate")
         return jsonify({"status": "duplicate", "delivery": delivery}), 202
-    status = services.dispatch(source, reason="webhook")
+    if not targets:
+        metrics.record_webhook("ignored")
+        return jsonify({"status": "ignored", "source": source}), 202
+    statuses = [services.dispatch(name, paths=paths, reason="webhook") for name, paths in targets]
+    status = "started" if "started" in statuses else statuses[0]
     metrics.record_webhook(status)
-    return jsonify({"status": status, "source": source}), 202
+    return jsonify({"status": status, "source": source,
+                    "targets": [{"source": n, "paths": None if p is None else len(p)}
+                                for n, p in targets]}), 202
