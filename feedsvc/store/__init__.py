@@ -10,10 +10,8 @@ import datetime as dt
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterable
 from collections.abc import Iterator
-from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from collections import OrderedDict
@@ -49,6 +47,7 @@ from feedsvc.store import media as media_queries
 from feedsvc.store import migrator
 from feedsvc.store import requests as request_queries
 from feedsvc.store import state
+from feedsvc.store import writes
 from feedsvc.store.entries import ALL
 from feedsvc.store.entries import TAG_PREFIX
 from feedsvc.store.media import MediaBatch
@@ -58,9 +57,7 @@ from feedsvc.store.schema import entry_tags
 from feedsvc.store.schema import feed_states
 from feedsvc.store.schema import first_seen
 from feedsvc.store.schema import links
-from feedsvc.store.schema import metadata
 from feedsvc.store.schema import notes
-from feedsvc.store.schema import tombstones
 
 logger = logging.getLogger(__name__)
 CHUNK = 400
@@ -113,7 +110,8 @@ class Store:
         self._blob_lock = threading.Lock()
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
         self._blob_bytes = 0
-        self._listener: Any = None  # PostgreSQL LISTEN connection (scanner side only)
+        # PostgreSQL LISTEN connection (scanner side only), opened on first wait
+        self._listener = dialect.Listener(engine, request_queries.CHANNEL)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -158,7 +156,7 @@ class Store:
                 raise StoreError("cannot read the store's schema revision") from e
 
     def close(self) -> None:
-        self._drop_listener()
+        self._listener.close()
         self.engine.dispose()
 
     @property
@@ -253,11 +251,11 @@ class Store:
             affected.update(key for keys in old_tags.values() for key in keys)
             affected.update(TAG_PREFIX + slug for c in changes.upsert_entries for slug, _ in c.tags)
 
-            self._delete_in(conn, links.c.entry_id, touched + gone)
-            self._delete_in(conn, entry_tags.c.entry_id, touched + gone)
-            self._delete_in(conn, entries.c.id, touched + gone)
+            writes.delete_in(conn, links.c.entry_id, touched + gone)
+            writes.delete_in(conn, entry_tags.c.entry_id, touched + gone)
+            writes.delete_in(conn, entries.c.id, touched + gone)
             if changes.upsert_entries:
-                conn.execute(insert(entries), [_entry_row(c.entry) for c in changes.upsert_entries])
+                conn.execute(insert(entries), [writes.entry_row(c.entry) for c in changes.upsert_entries])
                 link_rows = [{"entry_id": c.entry.id, "target": t}
                              for c in changes.upsert_entries for t in c.links]
                 if link_rows:
@@ -267,14 +265,14 @@ class Store:
                 if tag_rows:
                     conn.execute(insert(entry_tags), tag_rows)
 
-            self._write_tombstones(conn, changes, old, old_tags)
+            writes.write_tombstones(conn, changes, old, old_tags)
             note_keys = list(changes.delete_notes) + [(n.source, n.rel_path)
                                                       for n in changes.upsert_notes]
             for start in range(0, len(note_keys), CHUNK):
                 chunk = note_keys[start:start + CHUNK]
                 conn.execute(delete(notes).where(tuple_(notes.c.source, notes.c.rel_path).in_(chunk)))
             if changes.upsert_notes:
-                conn.execute(insert(notes), [_note_row(n) for n in changes.upsert_notes])
+                conn.execute(insert(notes), [writes.note_row(n) for n in changes.upsert_notes])
             if changes.first_seen:
                 known = self._known_first_seen(conn, changes)
                 rows = [{"entry_id": i, "seen_at": t} for i, t in changes.first_seen if i not in known]
@@ -326,37 +324,6 @@ class Store:
             known.update(conn.execute(select(first_seen.c.entry_id).where(
                 first_seen.c.entry_id.in_(ids[start:start + CHUNK]))).scalars())
         return known
-
-    @staticmethod
-    def _delete_in(conn: Connection, column: Any, values: Sequence[str]) -> None:
-        for start in range(0, len(values), CHUNK):
-            conn.execute(delete(column.table).where(column.in_(values[start:start + CHUNK])))
-
-    @staticmethod
-    def _write_tombstones(conn: Connection, changes: Changeset, old: dict[str, Entry],
-                          old_tags: dict[str, set[str]]) -> None:
-        """RFC 6721: an entry that leaves a feed (deleted, moved to another category, a tag
-        dropped) is announced there as deleted; one that comes back loses its tombstone."""
-        now = changes.now
-        new_keys = {c.entry.id: {c.entry.category.slug, ALL} | {TAG_PREFIX + slug for slug, _ in c.tags}
-                    for c in changes.upsert_entries}
-        for entry_id, before in old.items():
-            if before.published > now:
-                continue  # never shown, so nothing to retract
-            path = f"{before.category.slug}/{before.slug}"
-            was_in = {before.category.slug, ALL} | old_tags.get(entry_id, set())
-            for key in sorted(was_in - new_keys.get(entry_id, set())):
-                state.add_tombstone(conn, entry_id=entry_id, category_slug=key,
-                                    title=before.title, entry_path=path, deleted=now)
-        by_key: dict[str, list[str]] = {}
-        for entry_id, keys in new_keys.items():
-            for key in keys:
-                by_key.setdefault(key, []).append(entry_id)
-        for key, ids in by_key.items():
-            for start in range(0, len(ids), CHUNK):
-                conn.execute(delete(tombstones).where(
-                    tombstones.c.entry_id.in_(ids[start:start + CHUNK]),
-                    tombstones.c.category_slug == key))
 
     def refresh_due(self, now: dt.datetime) -> tuple[str, ...]:
         """Recompute every feed's validators as of now (future-dated entries coming due)."""
@@ -509,51 +476,8 @@ class Store:
     def wait_for_scan_requests(self, timeout: float) -> None:
         """Block up to `timeout` seconds, returning early on PostgreSQL when a request is
         NOTIFYed; elsewhere (SQLite) just wait, so callers poll the table at that pace."""
-        if self.dialect != "postgresql":
-            time.sleep(timeout)
-            return
-        try:
-            if self._listener is None:
-                import psycopg  # the PostgreSQL driver (postgresql+psycopg://)
-
-                url = self.engine.url.set(drivername="postgresql")
-                listener = psycopg.connect(url.render_as_string(hide_password=False),
-                                           autocommit=True)  # its own, outside the pool
-                listener.execute(f"LISTEN {request_queries.CHANNEL}")
-                self._listener = listener
-            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                break
-        except Exception:  # a dropped connection: poll until a new one LISTENs
-            logger.warning("LISTEN for scan requests failed; polling", exc_info=True)
-            self._drop_listener()
-            time.sleep(timeout)
-
-    def _drop_listener(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            try:
-                listener.close()
-            except Exception:  # already broken
-                pass
+        self._listener.wait(timeout)
 
 
 def _feed_state_slugs(conn: Connection) -> list[str]:
     return list(conn.execute(select(feed_states.c.slug)).scalars())
-
-
-def _entry_row(entry: Entry) -> dict[str, Any]:
-    return {
-        "id": entry.id, "source": entry.source, "rel_path": entry.rel_path,
-        "category_name": entry.category.name, "category_slug": entry.category.slug,
-        "slug": entry.slug, "title": entry.title, "published": entry.published,
-        "updated": entry.updated, "html": entry.html, "excerpt": entry.excerpt,
-        "content_hash": entry.content_hash, "tags": json.dumps(list(entry.tags), ensure_ascii=False),
-        "author": entry.author,
-    }
-
-
-def _note_row(note: StoredNote) -> dict[str, Any]:
-    return {"source": note.source, "rel_path": note.rel_path, "size": note.size,
-            "mtime_ns": note.mtime_ns, "file_hash": note.file_hash, "problem": note.problem,
-            "entry_id": note.entry_id}
-

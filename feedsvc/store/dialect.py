@@ -4,6 +4,8 @@ rest of the store is portable SQLAlchemy Core."""
 
 from __future__ import annotations
 
+import logging
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +19,8 @@ from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
+
+logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_MS = 30_000
 # one fixed key for "the schema of this database is being changed" (pg_advisory_xact_lock)
@@ -123,3 +127,41 @@ def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_exclusive(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN EXCLUSIVE")
+
+
+class Listener:
+    """Waits for a NOTIFY on one channel (PostgreSQL); on SQLite, which has none, just waits.
+    The connection is its own, outside the pool, opened on first use and reopened after a
+    failure (meanwhile callers poll at the pace of their timeout)."""
+
+    def __init__(self, engine: Engine, channel: str) -> None:
+        self.engine = engine
+        self.channel = channel
+        self._conn: Any = None
+
+    def wait(self, timeout: float) -> None:
+        if self.engine.dialect.name != "postgresql":
+            time.sleep(timeout)
+            return
+        try:
+            if self._conn is None:
+                import psycopg  # the PostgreSQL driver (postgresql+psycopg://)
+
+                url = self.engine.url.set(drivername="postgresql")
+                conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+                conn.execute(f"LISTEN {self.channel}")
+                self._conn = conn
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                break
+        except Exception:  # a dropped connection: poll until a new one LISTENs
+            logger.warning("LISTEN %s failed; polling", self.channel, exc_info=True)
+            self.close()
+            time.sleep(timeout)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken
+                pass

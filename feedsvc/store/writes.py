@@ -1,0 +1,70 @@
+"""The row-level writes of Store.apply: rows from model objects, chunked deletes and the
+RFC 6721 tombstones an entry leaves in the feeds it leaves. Private to feedsvc.store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import delete
+
+from feedsvc.model import Changeset
+from feedsvc.model import Entry
+from feedsvc.model import StoredNote
+from feedsvc.store import state
+from feedsvc.store.entries import ALL
+from feedsvc.store.entries import TAG_PREFIX
+from feedsvc.store.schema import tombstones
+
+CHUNK = 400
+
+
+def delete_in(conn: Connection, column: Any, values: Sequence[str]) -> None:
+    for start in range(0, len(values), CHUNK):
+        conn.execute(delete(column.table).where(column.in_(values[start:start + CHUNK])))
+
+
+def write_tombstones(conn: Connection, changes: Changeset, old: dict[str, Entry],
+                     old_tags: dict[str, set[str]]) -> None:
+    """RFC 6721: an entry that leaves a feed (deleted, moved to another category, a tag
+    dropped) is announced there as deleted; one that comes back loses its tombstone."""
+    now = changes.now
+    new_keys = {c.entry.id: {c.entry.category.slug, ALL} | {TAG_PREFIX + slug for slug, _ in c.tags}
+                for c in changes.upsert_entries}
+    for entry_id, before in old.items():
+        if before.published > now:
+            continue  # never shown, so nothing to retract
+        path = f"{before.category.slug}/{before.slug}"
+        was_in = {before.category.slug, ALL} | old_tags.get(entry_id, set())
+        for key in sorted(was_in - new_keys.get(entry_id, set())):
+            state.add_tombstone(conn, entry_id=entry_id, category_slug=key,
+                                title=before.title, entry_path=path, deleted=now)
+    by_key: dict[str, list[str]] = {}
+    for entry_id, keys in new_keys.items():
+        for key in keys:
+            by_key.setdefault(key, []).append(entry_id)
+    for key, ids in by_key.items():
+        for start in range(0, len(ids), CHUNK):
+            conn.execute(delete(tombstones).where(
+                tombstones.c.entry_id.in_(ids[start:start + CHUNK]),
+                tombstones.c.category_slug == key))
+
+
+def entry_row(entry: Entry) -> dict[str, Any]:
+    return {
+        "id": entry.id, "source": entry.source, "rel_path": entry.rel_path,
+        "category_name": entry.category.name, "category_slug": entry.category.slug,
+        "slug": entry.slug, "title": entry.title, "published": entry.published,
+        "updated": entry.updated, "html": entry.html, "excerpt": entry.excerpt,
+        "content_hash": entry.content_hash, "tags": json.dumps(list(entry.tags), ensure_ascii=False),
+        "author": entry.author,
+    }
+
+
+def note_row(note: StoredNote) -> dict[str, Any]:
+    return {"source": note.source, "rel_path": note.rel_path, "size": note.size,
+            "mtime_ns": note.mtime_ns, "file_hash": note.file_hash, "problem": note.problem,
+            "entry_id": note.entry_id}
+
