@@ -32,6 +32,7 @@ from feedsvc.store import Store
 from feedsvc.urls import Urls
 from feedsvc.urls import default_authority
 
+EMPTY_OPML_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 REVISION_TTL_SECONDS = 1.0  # how stale another process's change may look here
 
 try:
@@ -178,7 +179,10 @@ class Publisher:
         now = self.as_of()
         categories = [c for c, _ in self.store.categories(now)]
         state = self.store.opml_state()
-        modified = state.last_modified if state else now.replace(microsecond=0)
+        # before the first scan there is no OPML state (and no category): date that empty
+        # list at the epoch, so the first real one is always newer (not "now", which a scan in
+        # the same second would give again with other bytes)
+        modified = state.last_modified if state else EMPTY_OPML_DATE
         body = render_opml(self.config.site.title, categories, self.urls, modified)
         rendered = RenderedFeed(body=body, media_type=OPML_MEDIA_TYPE, etag=etag_for(body),
                                 last_modified=modified)

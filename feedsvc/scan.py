@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +51,7 @@ from feedsvc.planning import plan_source
 from feedsvc.rendering import render_batch
 from feedsvc.siteindex import SiteIndex
 from feedsvc.sources import Snapshot
+from feedsvc.sources import pull_git
 from feedsvc.sources import read_note_bytes
 from feedsvc.sources import snapshot_source
 from feedsvc.store import Store
@@ -60,7 +59,6 @@ from feedsvc.urls import Urls
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
-GIT_TIMEOUT_SECONDS = 120
 
 
 def utc_now() -> dt.datetime:
@@ -485,20 +483,3 @@ def _candidate_ids(source: str, reads: list[ReadResult], stored: dict[str, Store
             continue
         ids.add(_candidate_id(source, read, stored))
     return ids
-
-
-def pull_git(source: Source) -> Problem | None:
-    """`git pull --ff-only` in the source folder before a webhook scan; a failure is a
-    problem for that source, and the scan goes on with what is on disk."""
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(source.root), "pull", "--ff-only", "--quiet"],
-            capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return Problem(source=source.name, path=None, reason=f"git pull failed: {e}")
-    if result.returncode != 0:
-        message = (result.stderr or result.stdout).strip().splitlines()
-        return Problem(source=source.name, path=None,
-                       reason=f"git pull failed: {message[-1] if message else result.returncode}")
-    return None

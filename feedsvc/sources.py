@@ -10,6 +10,7 @@ import errno
 import logging
 import os
 import stat
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,3 +232,23 @@ def resolve_media_path(source: Source, rel_path: str) -> Path | None:
     if not _inside(real, real_root) or not os.path.isfile(real):
         return None
     return Path(real)
+
+
+GIT_TIMEOUT_SECONDS = 120
+
+
+def pull_git(source: Source) -> Problem | None:
+    """`git pull --ff-only` in the source folder before a webhook scan; a failure is a
+    problem for that source, and the scan goes on with what is on disk."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(source.root), "pull", "--ff-only", "--quiet"],
+            capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Problem(source=source.name, path=None, reason=f"git pull failed: {e}")
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        return Problem(source=source.name, path=None,
+                       reason=f"git pull failed: {message[-1] if message else result.returncode}")
+    return None

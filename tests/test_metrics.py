@@ -246,7 +246,8 @@ def test_two_serve_processes_sharing_one_multiproc_dir_are_summed(tmp_path: Path
                 samples = scrape(urls[0])
             except requests.ConnectionError:
                 return None
-            ready = value(samples, "feedsvc_scans_total", trigger="startup") == 2
+            # one scanner per store: only the serve that takes the lease scans at start
+            ready = value(samples, "feedsvc_scans_total", trigger="startup") == 1
             return samples if ready and value(samples, "feedsvc_scanner_lease_held") == 1 else None
         before = wait_for(both_scanned, timeout=40, interval=0.2)
         wait_for(lambda: requests.get(f"{urls[1]}/healthz", timeout=5).status_code == 200)
@@ -257,10 +258,11 @@ def test_two_serve_processes_sharing_one_multiproc_dir_are_summed(tmp_path: Path
             after = scrape(url)
             assert moved(before, after, "feedsvc_http_requests_total", route=FEED_ROUTE,
                          method="GET", status="200") == 5
-            assert value(after, "feedsvc_scans_total", trigger="startup") == 2
+            assert value(after, "feedsvc_scans_total", trigger="startup") == 1
             assert value(after, "feedsvc_scanner_lease_held") == 1
-        pid_files = {p.name for p in directory.iterdir()}
-        assert {f"counter_{p.pid}.db" for p in processes} <= pid_files
+        # every worker and scanner process of both serves writes its own file there
+        counter_files = [p.name for p in directory.iterdir() if p.name.startswith("counter_")]
+        assert len(counter_files) >= 2 * 2
     finally:
         for process in processes:
             stop(process)

@@ -156,7 +156,7 @@ def test_tag_page_is_a_paginated_digest_with_autodiscovery(tagged: LiveServer) -
     head = html.split("</head>")[0]
     for fmt, media in (("atom", "application/atom+xml"), ("rss", "application/rss+xml"),
                        ("json", "application/feed+json")):
-        assert (f'<link rel="alternate" type="{media}" title="INCOMING TRANSMISSION · '
+        assert (f'<link rel="alternate" type="{media}" title="'
                 f'#MACHINE LEARNING ({"JSON Feed" if fmt == "json" else fmt.upper() if fmt == "rss" else "Atom"})" '
                 f'href="{tagged.url}/feeds/tags/machine-learning.{fmt}">') in head
     assert "<h1>#MACHINE LEARNING</h1>" in html

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from flask import Flask
 from flask import Request
 from werkzeug.test import EnvironBuilder
 
+from feedsvc import metrics
 from feedsvc.errors import FeedsvcError
 from feedsvc.model import FeedFormat
 from feedsvc.web.caching import is_not_modified
@@ -31,6 +33,8 @@ WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 CODINGS: dict[str | None, str] = {None: "identity", "gzip": "gzip", "br": "br"}
 MEMO_LIMIT = 512
 OPML_PATH = "/feeds.opml"
+FEED_RULE = "/feeds/<slug>.<ext>"  # the Flask rules these answers stand for, in /metrics
+INTERNAL = "feedsvc.internal"  # environ key of the requests that prepare answers: not counted
 
 
 class _Headers:
@@ -78,21 +82,28 @@ class FastPath:
             if path.startswith("/feeds"):
                 prepared = self._current(path)
                 if prepared is not None:
-                    return self._answer(prepared, environ, start_response)
+                    started = time.perf_counter()
+                    rule = OPML_PATH if path == OPML_PATH else FEED_RULE
+                    method = environ["REQUEST_METHOD"]
+                    status, body = self._answer(prepared, environ, start_response)
+                    metrics.record_request(rule, method, status, len(body),
+                                           time.perf_counter() - started)
+                    return [body] if body else []
         return self.inner(environ, start_response)
 
     def _answer(self, prepared: _Prepared, environ: dict[str, Any],
-                start_response: Any) -> Iterable[bytes]:
+                start_response: Any) -> tuple[int, bytes]:
+        """Start the response; returns its status code and the body to send."""
         request = cast(Request, _Headers(environ))
         coding = self._coding(environ.get("HTTP_ACCEPT_ENCODING", ""), prepared) \
             if prepared.has_gzip else None
         if is_not_modified(request, prepared.etag, prepared.last_modified):
             status, headers = prepared.not_modified[coding]
             start_response(status, headers)
-            return []
+            return 304, b""
         status, headers, body = prepared.ok[coding]
         start_response(status, headers)
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+        return int(status[:3]), b"" if environ["REQUEST_METHOD"] == "HEAD" else body
 
     def _coding(self, accept: str, prepared: _Prepared) -> str | None:
         memo_key = (accept, prepared.has_br)
@@ -177,6 +188,7 @@ class FastPath:
     def _run(self, path: str, headers: dict[str, str]) -> tuple[str, list[tuple[str, str]], bytes]:
         """One request through Flask itself, captured."""
         environ = EnvironBuilder(path=path, method="GET", headers=list(headers.items())).get_environ()
+        environ[INTERNAL] = True
         captured: list[Any] = []
 
         def start_response(status: str, response_headers: list[tuple[str, str]],

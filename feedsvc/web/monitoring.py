@@ -38,6 +38,8 @@ def count_requests(app: Flask) -> None:
 
     @app.after_request
     def record(response: Response) -> Response:
+        if request.environ.get("feedsvc.internal"):
+            return response  # the fast path preparing its answers (web/fast.py)
         started = g.get("feedsvc_request_started")
         seconds = time.perf_counter() - started if started is not None else 0.0
         sent = 0
