@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,3 +235,14 @@ def live_server(config: Config, store: Store) -> Iterator[LiveServer]:
     with server:
         yield server
     server.app.extensions["feedsvc"].scanner.wait_idle(10)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a server process, SIGKILL it if it has not gone within 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import requests
 from feedsvc.scheduler import FeedScheduler
 from feedsvc.webhook import sign
 
+from conftest import stop
 from conftest import REPO
 from conftest import LiveServer
 from conftest import NotesDir
@@ -180,16 +180,6 @@ def health(port: int) -> dict[str, Any] | None:
     except requests.ConnectionError:
         return None
     return response.json() if response.status_code == 200 else None
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 @pytest.mark.slow

@@ -7,13 +7,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -23,9 +21,9 @@ from sqlalchemy import select
 from feedsvc.config import load_config
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
-from feedsvc.store import open_store
 from feedsvc.store.schema import media_blobs
 
+from conftest import stop
 from conftest import REPO
 from conftest import Clock
 from conftest import NotesDir
@@ -116,16 +114,6 @@ def start_serve(config_path: Path, port: int, log: Path) -> subprocess.Popen[byt
             [sys.executable, "-m", "feedsvc", "serve", "--config", str(config_path),
              "--port", str(port), "--threads", "4"], stdout=out, stderr=subprocess.STDOUT,
             env=env, cwd=REPO)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def healthz(port: int) -> int | None:
