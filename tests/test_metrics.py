@@ -250,7 +250,13 @@ def test_two_serve_processes_sharing_one_multiproc_dir_are_summed(tmp_path: Path
             ready = value(samples, "feedsvc_scans_total", trigger="startup") == 1
             return samples if ready and value(samples, "feedsvc_scanner_lease_held") == 1 else None
         before = wait_for(both_scanned, timeout=40, interval=0.2)
-        wait_for(lambda: requests.get(f"{urls[1]}/healthz", timeout=5).status_code == 200)
+        def second_up() -> bool:
+            try:
+                return requests.get(f"{urls[1]}/healthz", timeout=5).status_code == 200
+            except requests.ConnectionError:  # not listening yet
+                return False
+
+        wait_for(second_up, timeout=40, interval=0.2)
         for url, count in ((urls[0], 3), (urls[1], 2)):
             for _ in range(count):
                 assert requests.get(f"{url}/feeds/nlp.atom", timeout=10).status_code == 200
@@ -260,9 +266,10 @@ def test_two_serve_processes_sharing_one_multiproc_dir_are_summed(tmp_path: Path
                          method="GET", status="200") == 5
             assert value(after, "feedsvc_scans_total", trigger="startup") == 1
             assert value(after, "feedsvc_scanner_lease_held") == 1
-        # every worker and scanner process of both serves writes its own file there
+        # each process that counted writes its own file there: the scanning process and at
+        # least one worker of each serve (which worker takes a request is the server's choice)
         counter_files = [p.name for p in directory.iterdir() if p.name.startswith("counter_")]
-        assert len(counter_files) >= 2 * 2
+        assert len(counter_files) >= 3
     finally:
         for process in processes:
             stop(process)
