@@ -39,8 +39,19 @@ class Waitress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.close()
+        # close every socket inside the loop's own thread: closing them from here while the
+        # loop sits in select() made it fail now and then with EBADF
+        server: Any = self.server
+
+        def close_all() -> None:
+            for channel in list(server._map.values()):
+                if channel is not server.trigger and channel is not server:
+                    channel.close()
+            server.close()
+
+        server.trigger.pull_trigger(close_all)
         self.thread.join(10)
+        server.task_dispatcher.shutdown()
 
 
 @pytest.fixture
