@@ -4,6 +4,7 @@ to exactly the state an uninterrupted scan reaches."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -124,7 +125,12 @@ def test_sigkill_at_many_points_never_corrupts_and_converges(world: dict[str, An
     delays = [rng.uniform(0.1, duration) for _ in range(TRIALS // 2)] + \
              [rng.uniform(0.8 * duration, 1.05 * duration) for _ in range(TRIALS - TRIALS // 2)]
     outcomes = {"killed before commit": 0, "finished before kill": 0}
-    for trial, delay in enumerate(delays):
+    # the scan's speed here moves with the machine's load: when too few kills landed before
+    # the commit, more kills early in the run (bounded) make up the half the test promises
+    extra = (rng.uniform(0.1, 0.6 * duration) for _ in range(TRIALS))
+    for trial, delay in enumerate(itertools.chain(delays, extra)):
+        if trial >= TRIALS and outcomes["killed before commit"] >= TRIALS // 2:
+            break
         db = tmp / f"trial-{trial}.db"
         copy_db(world["base_db"], db)
         config_path = write_config(tmp, world["notes"], name=f"trial-{trial}.toml")

@@ -138,9 +138,10 @@ class Listener:
         self.engine = engine
         self.channel = channel
         self._conn: Any = None
+        self._closed = False
 
     def wait(self, timeout: float) -> None:
-        if self.engine.dialect.name != "postgresql":
+        if self.engine.dialect.name != "postgresql" or self._closed:
             time.sleep(timeout)
             return
         try:
@@ -154,11 +155,17 @@ class Listener:
             for _ in self._conn.notifies(timeout=timeout, stop_after=1):
                 break
         except Exception:  # a dropped connection: poll until a new one LISTENs
+            if self._closed:
+                return  # close() from another thread (shutdown) while this waited
             logger.warning("LISTEN %s failed; polling", self.channel, exc_info=True)
-            self.close()
+            self._release()
             time.sleep(timeout)
 
     def close(self) -> None:
+        self._closed = True
+        self._release()
+
+    def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
