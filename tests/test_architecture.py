@@ -13,14 +13,15 @@ LAYERS: list[set[str]] = [
     {"config", "shared"},
     {"urls", "webhook", "metrics"},
     {"sources", "content", "store", "feeds", "dating"},
-    {"scan", "planning", "siteindex", "rendering", "publishing", "websub", "mediasync"},
+    {"scan", "pipeline", "planning", "siteindex", "rendering", "publishing", "websub", "mediasync"},
     {"scheduler", "web", "export", "relay"},
     {"server"},  # the pre-fork server: wires scheduler, relay and web per process
     {"cli"},
     {"__main__"},
 ]
 # within layer 4 the orchestrator may use its helpers, which stay below it
-INTRA_LAYER_ALLOWED = {("scan", "mediasync"), ("scan", "planning"), ("scan", "siteindex"), ("scan", "rendering"), ("publishing", "scan"),
+INTRA_LAYER_ALLOWED = {("scan", "pipeline"), ("pipeline", "mediasync"), ("pipeline", "planning"),
+                       ("pipeline", "siteindex"), ("pipeline", "rendering"), ("publishing", "scan"),
                        ("web", "export"), ("export", "web")}
 SIBLINGS = [{"sources", "content", "store", "feeds", "dating"}, {"scheduler", "web"}]
 

@@ -1,0 +1,346 @@
+"""The scan pipeline: snapshot each source -> read only changed files -> plan (pure) ->
+render -> store.apply() in one transaction. Scanner (scan.py) decides when it runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import replace
+
+from feedsvc.config import Config
+from feedsvc.content import ContentSettings
+from feedsvc.content import read_note
+from feedsvc.content.links import keys_for_note
+from feedsvc.content.slugs import tag_slugs
+from feedsvc.dating import import_dates
+from feedsvc.errors import NoteError
+from feedsvc.errors import SourceError
+from feedsvc.model import Changeset
+from feedsvc.model import Clock
+from feedsvc.model import Entry
+from feedsvc.model import EntryChange
+from feedsvc.model import EntryRef
+from feedsvc.model import NoteFile
+from feedsvc.model import ParsedNote
+from feedsvc.model import Problem
+from feedsvc.model import ScanReport
+from feedsvc.model import Source
+from feedsvc.model import StoredNote
+from feedsvc.mediasync import sync_all
+from feedsvc.planning import PlannedEntry
+from feedsvc.planning import ReadResult
+from feedsvc.planning import SlugRegistry
+from feedsvc.planning import SourcePlan
+from feedsvc.planning import category_for
+from feedsvc.planning import changed_notes
+from feedsvc.planning import guard_deletions
+from feedsvc.planning import plan_source
+from feedsvc.rendering import render_batch
+from feedsvc.siteindex import SiteIndex
+from feedsvc.sources import Snapshot
+from feedsvc.sources import pull_git
+from feedsvc.sources import read_note_bytes
+from feedsvc.sources import snapshot_source
+from feedsvc.store import Store
+from feedsvc.urls import Urls
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+
+
+class ScanPipeline:
+    """One scan of some sources, start to finish; not thread-safe (Scanner serialises)."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock, settings: ContentSettings) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.urls = Urls(config.site.base_url)
+        self.settings = settings
+
+
+    def scan(self, names: Sequence[str] | None, *, reason: str, allow_mass_delete: bool,
+              dry_run: bool, pull: bool, progress: Progress | None) -> ScanReport:
+        started = self.clock()
+        wall = time.perf_counter()
+        sources = self._select(names)
+        source_errors: list[Problem] = []
+        snapshots: dict[str, Snapshot] = {}
+        for source in sources:
+            if pull and source.pull == "git":
+                problem = pull_git(source)
+                if problem is not None:
+                    source_errors.append(problem)
+            try:
+                snapshots[source.name] = snapshot_source(source)
+            except SourceError as e:
+                logger.error("source not applied: source=%s reason=%s", source.name, e.message)
+                source_errors.append(Problem(source=source.name, path=None, reason=e.message))
+
+        # compare against (size, mtime) only; full rows are loaded for sources that changed
+        stats = {name: self.store.note_stats(name) for name in snapshots}
+        changed_by_source: dict[str, list[NoteFile]] = {}
+        missing_paths: dict[str, list[str]] = {}
+        for name, snap in snapshots.items():
+            seen = {n.rel_path for n in snap.notes}
+            changed_by_source[name] = changed_notes(snap.notes, stats[name])
+            missing_paths[name] = [p for p in stats[name] if p not in seen and not snap.is_unseen(p)]
+        unchanged = sum(len(s.notes) for s in snapshots.values()) - \
+            sum(len(c) for c in changed_by_source.values())
+        stored = {name: self.store.load_notes(name) for name in snapshots
+                  if changed_by_source[name] or missing_paths[name]}
+        work = {name: (changed_by_source[name], [stored[name][p] for p in missing_paths[name]])
+                for name in stored}
+
+        problems: list[Problem] = [p for s in snapshots.values() for p in s.problems]
+        changeset_parts: list[SourcePlan] = []
+        rendered: list[EntryChange] = []
+        if any(c or m for c, m in work.values()):
+            changeset_parts, rendered = self._plan_and_render(
+                snapshots, stored, work, now=started, allow_mass_delete=allow_mass_delete,
+                source_errors=source_errors, progress=progress)
+        new_problem_paths = {(p.source, p.path) for part in changeset_parts for p in part.problems}
+        problems.extend(p for part in changeset_parts for p in part.problems)
+        # unchanged files that failed before are still failing: report them too
+        fixed = {(n.source, n.rel_path) for part in changeset_parts for n in part.upsert_notes
+                 if n.problem is None}
+        gone = {key for part in changeset_parts for key in part.delete_notes}
+        for old in self.store.note_problems():
+            key = (old.source, old.path)
+            if old.source in snapshots and key not in new_problem_paths and key not in fixed \
+                    and key not in gone:
+                problems.append(old)
+
+        kinds = {p.id: p.kind for part in changeset_parts for p in part.entries}
+        by_kind: dict[str, list[str]] = {"added": [], "updated": [], "renamed": []}
+        for change in rendered:
+            kind = kinds.get(change.entry.id, "relinked")
+            if kind in by_kind:
+                by_kind[kind].append(change.entry.id)
+        rendered_ids = {c.entry.id for c in rendered}
+        removed = [i for part in changeset_parts for i in part.delete_entries
+                   if i not in rendered_ids]
+        if not dry_run:  # media files go into the store too (own transaction, mediasync.py)
+            problems.extend(sync_all(self.store, sources, snapshots, source_errors))
+        report = ScanReport(
+            started=started, finished=self.clock(), reason=reason,
+            added=tuple(by_kind["added"]), updated=tuple(by_kind["updated"]),
+            removed=tuple(removed), renamed=tuple(by_kind["renamed"]),
+            problems=tuple(problems), source_errors=tuple(source_errors),
+            unchanged=unchanged, applied=not dry_run)
+        if dry_run:
+            return report
+        changes = Changeset(
+            now=started,
+            upsert_notes=tuple(n for part in changeset_parts for n in part.upsert_notes),
+            delete_notes=tuple(k for part in changeset_parts for k in part.delete_notes),
+            upsert_entries=tuple(rendered),
+            delete_entries=tuple(removed),
+            first_seen=tuple(f for part in changeset_parts for f in part.first_seen),
+            report=report,
+            imported_sources=tuple(sorted(snapshots)),
+        )
+        result = self.store.apply(changes)
+        report = replace(report, changed_feeds=result.changed_feeds)
+        for p in report.problems:
+            logger.warning("note skipped: source=%s path=%s reason=%s", p.source, p.path, p.reason)
+        logger.info("scan done: reason=%s added=%d updated=%d removed=%d renamed=%d unchanged=%d "
+                    "problems=%d source_errors=%d seconds=%.3f", reason, len(report.added),
+                    len(report.updated), len(report.removed), len(report.renamed),
+                    report.unchanged, len(report.problems), len(report.source_errors),
+                    time.perf_counter() - wall)
+        return report
+
+    def _select(self, names: Sequence[str] | None) -> list[Source]:
+        if names is None:
+            return list(self.config.sources)
+        unknown = set(names) - {s.name for s in self.config.sources}
+        if unknown:
+            raise KeyError(f"unknown source: {', '.join(sorted(unknown))}")
+        return [s for s in self.config.sources if s.name in names]
+
+    def _plan_and_render(
+        self, snapshots: dict[str, Snapshot], stored: dict[str, dict[str, StoredNote]],
+        work: dict[str, tuple[list[NoteFile], list[StoredNote]]], *, now: dt.datetime,
+        allow_mass_delete: bool, source_errors: list[Problem], progress: Progress | None,
+    ) -> tuple[list[SourcePlan], list[EntryChange]]:
+        # one `now` for the whole scan (the one the store applies with): a note first seen
+        # in this scan is dated no later than the moment its feeds' validators are computed
+        refs = {r.id: r for r in self.store.entry_refs()}
+        slugs = SlugRegistry(refs)
+        overrides = self._slug_overrides()
+        claimed = {r.id: f"{r.source}:{r.rel_path}" for r in refs.values()}
+        total = sum(len(c) for c, _ in work.values())
+        done = 0
+        plans: list[SourcePlan] = []
+        for name, (changed, missing) in work.items():
+            source = self.config.source(name)
+            reads: list[ReadResult] = []
+            for note in changed:
+                reads.append(self._read(source, note))
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            # an entry whose note is changing or vanishing may be claimed again by it
+            for old in missing + [stored[name][n.rel_path] for n in changed
+                                  if n.rel_path in stored[name]]:
+                if old.entry_id and claimed.get(old.entry_id) == f"{name}:{old.rel_path}":
+                    del claimed[old.entry_id]
+            first_seen = self.store.first_seen_times(_candidate_ids(name, reads, stored[name],
+                                                                    missing))
+            dates = self._import_dates(source, reads, stored[name], first_seen, now)
+            plan = plan_source(source=source, reads=reads, missing=missing, stored=stored[name],
+                               refs=refs, first_seen=first_seen, claimed_ids=claimed, slugs=slugs,
+                               slug_overrides=overrides, now=now, import_dates=dates)
+            existing = sum(1 for r in refs.values() if r.source == name)
+            guard = guard_deletions(source=name, removed=len(plan.delete_entries),
+                                    existing=existing,
+                                    max_fraction=self.config.store.max_delete_fraction,
+                                    allowed=allow_mass_delete)
+            if guard is not None:
+                logger.error("source not applied: source=%s reason=%s", name, guard.reason)
+                source_errors.append(guard)
+                continue
+            plans.append(plan)
+
+        index = self._site_index(refs, plans, snapshots)
+        relinked = self._relinked(plans, refs, stored, index)
+        planned = [p for plan in plans for p in plan.entries] + relinked
+        jobs = [(p.note, p.text, self.urls.entry(p.category.slug, p.slug)) for p in planned]
+        results = render_batch(jobs, index, self.settings)
+        return plans, [self._entry_change(p, r) for p, r in zip(planned, results)]
+
+    def _import_dates(self, source: Source, reads: list[ReadResult],
+                      stored: dict[str, StoredNote], first_seen: dict[str, dt.datetime],
+                      now: dt.datetime) -> dict[str, dt.datetime]:
+        """On a source's first import only: git author dates (one `git log` pass) or mtimes
+        for the undated notes seen for the first time; later new files get their first-seen
+        time (an empty mapping here)."""
+        if self.store.source_imported(source.name):
+            return {}
+        undated = {r.note.rel_path: r.note.mtime_ns for r in reads
+                   if r.text is not None and r.text.header.published is None
+                   and r.note.rel_path not in stored
+                   and _candidate_id(source.name, r, stored) not in first_seen}
+        return import_dates(source.root, undated, now=now)
+
+    def _slug_overrides(self) -> dict[str, str]:
+        return {name: c.slug for name, c in self.config.categories.items() if c.slug}
+
+    def _read(self, source: Source, note: NoteFile) -> ReadResult:
+        try:
+            raw = read_note_bytes(note, source.max_file_bytes)
+        except NoteError as e:
+            return ReadResult(note=note, file_hash="", error=e)
+        file_hash = hashlib.sha256(raw).hexdigest()[:32]
+        try:
+            return ReadResult(note=note, file_hash=file_hash,
+                              text=read_note(note, raw, self.settings))
+        except NoteError as e:
+            return ReadResult(note=note, file_hash=file_hash, error=e)
+
+    def _site_index(self, refs: dict[str, EntryRef], plans: list[SourcePlan],
+                    snapshots: dict[str, Snapshot]) -> SiteIndex:
+        index = SiteIndex(self.urls)
+        dropped = {i for plan in plans for i in plan.delete_entries}
+        moved = {p.id for plan in plans for p in plan.entries}
+        for ref in refs.values():
+            if ref.id not in dropped and ref.id not in moved:
+                index.add_entry(ref.source, ref.rel_path, ref.category_slug, ref.slug)
+        for plan in plans:
+            for planned in plan.entries:
+                index.add_entry(planned.note.source, planned.note.rel_path,
+                                planned.category.slug, planned.slug)
+        for name, snap in snapshots.items():
+            index.add_media(name, snap.media)
+        return index
+
+    def _relinked(self, plans: list[SourcePlan], refs: dict[str, EntryRef],
+                  stored: dict[str, dict[str, StoredNote]], index: SiteIndex) -> list[PlannedEntry]:
+        """Notes that link to a note added, renamed or removed in this scan are rendered
+        again so their links point at the right page (or become plain text)."""
+        keys: set[str] = set()
+        for plan in plans:
+            for planned in plan.entries:
+                if planned.kind in ("added", "renamed"):
+                    keys.update(keys_for_note(planned.note.source, planned.note.rel_path,
+                                              planned.note.stem))
+            for rel in plan.removed_paths:
+                stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                keys.update(keys_for_note(plan.source, rel, stem))
+        for entry_id in [i for plan in plans for i in plan.delete_entries]:
+            ref = refs.get(entry_id)
+            if ref is not None:
+                stem = ref.rel_path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                keys.update(keys_for_note(ref.source, ref.rel_path, stem))
+        if not keys:
+            return []
+        busy = {p.id for plan in plans for p in plan.entries} | \
+               {i for plan in plans for i in plan.delete_entries}
+        out: list[PlannedEntry] = []
+        for entry_id in sorted(self.store.entries_linking_to(keys) - busy):
+            ref = refs.get(entry_id)
+            if ref is None:
+                continue
+            try:
+                source = self.config.source(ref.source)
+            except KeyError:
+                continue
+            row = stored.get(ref.source, {}).get(ref.rel_path)
+            note = NoteFile(source=ref.source, rel_path=ref.rel_path,
+                            abs_path=str(source.root / ref.rel_path),
+                            size=row.size if row else 0, mtime_ns=row.mtime_ns if row else 0)
+            read = self._read(source, note)
+            if read.text is None:
+                continue
+            out.append(PlannedEntry(note=note, text=read.text, id=ref.id,
+                                    category=category_for(note, read.text, source,
+                                                          self._slug_overrides()),
+                                    slug=ref.slug,
+                                    published=ref.published, updated=ref.updated,
+                                    kind="relinked"))
+        return out
+
+    def _entry_change(self, planned: PlannedEntry, result: ParsedNote | NoteError) -> EntryChange:
+        header = planned.text.header
+        if isinstance(result, NoteError):
+            logger.warning("note rendered as text: source=%s path=%s reason=%s",
+                           planned.note.source, planned.note.rel_path, result.reason)
+            parsed = None
+        else:
+            parsed = result
+        entry = Entry(
+            id=planned.id, source=planned.note.source, rel_path=planned.note.rel_path,
+            category=planned.category, slug=planned.slug, title=header.title,
+            published=planned.published, updated=planned.updated,
+            html=parsed.html if parsed else "",
+            excerpt=parsed.excerpt if parsed else (header.summary or ""),
+            content_hash=parsed.content_hash if parsed else "",
+            tags=header.tags, author=header.author,
+        )
+        return EntryChange(entry=entry, links=parsed.links if parsed else (),
+                           tags=tag_slugs(entry.tags))
+
+
+
+def _candidate_id(source: str, read: ReadResult, stored: dict[str, StoredNote]) -> str:
+    assert read.text is not None
+    row = stored.get(read.note.rel_path)
+    return (read.text.header.note_id or (row.entry_id if row and row.entry_id else None)
+            or f"{source}/{read.note.rel_path}")
+
+
+def _candidate_ids(source: str, reads: list[ReadResult], stored: dict[str, StoredNote],
+                   missing: list[StoredNote]) -> set[str]:
+    """Ids whose first-seen time the plan may need: each read note's likely id and the
+    ids of vanished notes (a rename carries theirs over)."""
+    ids = {m.entry_id for m in missing if m.entry_id}
+    for read in reads:
+        if read.text is None:
+            continue
+        ids.add(_candidate_id(source, read, stored))
+    return ids
