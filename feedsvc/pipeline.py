@@ -1,14 +1,24 @@
 """The scan pipeline: snapshot each source -> read only changed files -> plan (pure) ->
-render -> store.apply() in one transaction. Scanner (scan.py) decides when it runs."""
+render -> store.apply() in one transaction. Scanner (scan.py) decides when it runs.
+
+Memory stays bounded however big the scan: planning keeps headers and hashes, not bodies;
+the render pool reads each body again and renders in chunks into a Spill (a temporary file
+for a big scan) while the media files sync; store.apply then streams the rendered entries
+back batch by batch inside its one transaction, so the write lock is held for the inserts
+only, not for the rendering."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from feedsvc.config import Config
@@ -39,7 +49,11 @@ from feedsvc.planning import category_for
 from feedsvc.planning import changed_notes
 from feedsvc.planning import guard_deletions
 from feedsvc.planning import plan_source
-from feedsvc.rendering import render_batch
+from feedsvc.rendering import CHUNK as RENDER_CHUNK
+from feedsvc.rendering import PARALLEL_THRESHOLD
+from feedsvc.rendering import Spill
+from feedsvc.rendering import StreamJob
+from feedsvc.rendering import render_stream
 from feedsvc.siteindex import SiteIndex
 from feedsvc.sources import Snapshot
 from feedsvc.sources import pull_git
@@ -49,6 +63,7 @@ from feedsvc.store import Store
 from feedsvc.urls import Urls
 
 logger = logging.getLogger(__name__)
+BATCH_SIZE = 1000
 Progress = Callable[[int, int], None]
 
 
@@ -61,6 +76,7 @@ class ScanPipeline:
         self.clock = clock
         self.urls = Urls(config.site.base_url)
         self.settings = settings
+        self.batch_size = BATCH_SIZE  # entries per insert batch (and per spilled batch)
 
 
     def scan(self, names: Sequence[str] | None, *, reason: str, allow_mass_delete: bool,
@@ -98,9 +114,10 @@ class ScanPipeline:
 
         problems: list[Problem] = [p for s in snapshots.values() for p in s.problems]
         changeset_parts: list[SourcePlan] = []
-        rendered: list[EntryChange] = []
+        planned: list[PlannedEntry] = []
+        index = SiteIndex(self.urls)
         if any(c or m for c, m in work.values()):
-            changeset_parts, rendered = self._plan_and_render(
+            changeset_parts, planned, index = self._plan_and_render(
                 snapshots, stored, work, now=started, allow_mass_delete=allow_mass_delete,
                 source_errors=source_errors, progress=progress)
         new_problem_paths = {(p.source, p.path) for part in changeset_parts for p in part.problems}
@@ -115,17 +132,17 @@ class ScanPipeline:
                     and key not in gone:
                 problems.append(old)
 
-        kinds = {p.id: p.kind for part in changeset_parts for p in part.entries}
         by_kind: dict[str, list[str]] = {"added": [], "updated": [], "renamed": []}
-        for change in rendered:
-            kind = kinds.get(change.entry.id, "relinked")
-            if kind in by_kind:
-                by_kind[kind].append(change.entry.id)
-        rendered_ids = {c.entry.id for c in rendered}
+        for entry in planned:
+            if entry.kind in by_kind:
+                by_kind[entry.kind].append(entry.id)
+        rendered_ids = {p.id for p in planned}
         removed = [i for part in changeset_parts for i in part.delete_entries
                    if i not in rendered_ids]
-        if not dry_run:  # media files go into the store too (own transaction, mediasync.py)
-            problems.extend(sync_all(self.store, sources, snapshots, source_errors))
+        # media files go into the store too (own transaction, mediasync.py), while the notes render
+        media = None if dry_run else (lambda: sync_all(self.store, sources, snapshots, source_errors))
+        spill, stale, media_problems = self._render(planned, index, changeset_parts, media)
+        problems.extend(media_problems)
         report = ScanReport(
             started=started, finished=self.clock(), reason=reason,
             added=tuple(by_kind["added"]), updated=tuple(by_kind["updated"]),
@@ -133,18 +150,24 @@ class ScanPipeline:
             problems=tuple(problems), source_errors=tuple(source_errors),
             unchanged=unchanged, applied=not dry_run)
         if dry_run:
+            spill.close()
             return report
+        # a note whose file changed while the scan ran is read again by the next scan
+        upsert_notes = tuple(replace(n, mtime_ns=-1) if (n.source, n.rel_path) in stale else n
+                             for part in changeset_parts for n in part.upsert_notes)
         changes = Changeset(
             now=started,
-            upsert_notes=tuple(n for part in changeset_parts for n in part.upsert_notes),
+            upsert_notes=upsert_notes,
             delete_notes=tuple(k for part in changeset_parts for k in part.delete_notes),
-            upsert_entries=tuple(rendered),
             delete_entries=tuple(removed),
             first_seen=tuple(f for part in changeset_parts for f in part.first_seen),
             report=report,
             imported_sources=tuple(sorted(snapshots)),
         )
-        result = self.store.apply(changes)
+        try:  # the rendered entries stream in, batch by batch, inside the one transaction
+            result = self.store.apply(changes, stream=spill)
+        finally:
+            spill.close()
         report = replace(report, changed_feeds=result.changed_feeds)
         for p in report.problems:
             logger.warning("note skipped: source=%s path=%s reason=%s", p.source, p.path, p.reason)
@@ -167,7 +190,7 @@ class ScanPipeline:
         self, snapshots: dict[str, Snapshot], stored: dict[str, dict[str, StoredNote]],
         work: dict[str, tuple[list[NoteFile], list[StoredNote]]], *, now: dt.datetime,
         allow_mass_delete: bool, source_errors: list[Problem], progress: Progress | None,
-    ) -> tuple[list[SourcePlan], list[EntryChange]]:
+    ) -> tuple[list[SourcePlan], list[PlannedEntry], SiteIndex]:
         # one `now` for the whole scan (the one the store applies with): a note first seen
         # in this scan is dated no later than the moment its feeds' validators are computed
         refs = {r.id: r for r in self.store.entry_refs()}
@@ -181,7 +204,7 @@ class ScanPipeline:
             source = self.config.source(name)
             reads: list[ReadResult] = []
             for note in changed:
-                reads.append(self._read(source, note))
+                reads.append(_without_body(self._read(source, note)))
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -209,10 +232,68 @@ class ScanPipeline:
 
         index = self._site_index(refs, plans, snapshots)
         relinked = self._relinked(plans, refs, stored, index)
-        planned = [p for plan in plans for p in plan.entries] + relinked
-        jobs = [(p.note, p.text, self.urls.entry(p.category.slug, p.slug)) for p in planned]
-        results = render_batch(jobs, index, self.settings)
-        return plans, [self._entry_change(p, r) for p, r in zip(planned, results)]
+        return plans, [p for plan in plans for p in plan.entries] + relinked, index
+
+    def _render(self, planned: list[PlannedEntry], index: SiteIndex, plans: list[SourcePlan],
+                media: Callable[[], list[Problem]] | None,
+                ) -> tuple[Spill[list[EntryChange]], set[tuple[str, str]], list[Problem]]:
+        """Render every planned entry in batches into a Spill (in order), running `media`
+        alongside once the render pool has forked; the set of notes found changed on disk
+        since they were planned (rendered from the new bytes, read again next scan)."""
+        hashes = {(n.source, n.rel_path): n.file_hash for plan in plans for n in plan.upsert_notes}
+        spill: Spill[list[EntryChange]] = Spill(on_disk=len(planned) > self.batch_size,
+                                                folder=self._spill_folder())
+        stale: set[tuple[str, str]] = set()
+        media_problems: list[Problem] = []
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mediasync") as side:
+                future: Future[list[Problem]] | None = None
+                batch: list[EntryChange] = []
+                done = 0
+                for chunk in render_stream(self._jobs(planned, hashes), index, self.settings,
+                                           parallel=len(planned) >= PARALLEL_THRESHOLD):
+                    if media is not None and future is None:  # after the pool forked
+                        future = side.submit(media)
+                    for result, changed in chunk:
+                        entry = planned[done]
+                        done += 1
+                        if changed:
+                            stale.add((entry.note.source, entry.note.rel_path))
+                        batch.append(self._entry_change(entry, result))
+                    if len(batch) >= self.batch_size:
+                        spill.put(batch)
+                        batch = []
+                if batch:
+                    spill.put(batch)
+                if future is not None:
+                    media_problems = future.result()
+                elif media is not None:
+                    media_problems = media()
+        except BaseException:
+            spill.close()
+            raise
+        return spill, stale, media_problems
+
+    def _jobs(self, planned: list[PlannedEntry],
+              hashes: dict[tuple[str, str], str]) -> Iterator[list[StreamJob]]:
+        """Render jobs in chunks; a planned note's body was dropped after planning and is
+        read again (and checked against its hash) by whoever renders it."""
+        limits = {s.name: s.max_file_bytes for s in self.config.sources}
+        chunk: list[StreamJob] = []
+        for p in planned:
+            key = (p.note.source, p.note.rel_path)
+            file_hash = None if p.kind == "relinked" else hashes.get(key)
+            chunk.append((p.note, p.text, self.urls.entry(p.category.slug, p.slug), file_hash,
+                          limits.get(p.note.source, 0)))
+            if len(chunk) >= RENDER_CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _spill_folder(self) -> str | None:
+        folder = self.config.store.data_dir
+        return folder if folder and os.path.isdir(folder) else None
 
     def _import_dates(self, source: Source, reads: list[ReadResult],
                       stored: dict[str, StoredNote], first_seen: dict[str, dt.datetime],
@@ -325,6 +406,11 @@ class ScanPipeline:
         return EntryChange(entry=entry, links=parsed.links if parsed else (),
                            tags=tag_slugs(entry.tags))
 
+
+
+def _without_body(read: ReadResult) -> ReadResult:
+    """Planning needs headers and hashes only: bodies are read again when rendered."""
+    return replace(read, text=read.text.without_body()) if read.text is not None else read
 
 
 def _candidate_id(source: str, read: ReadResult, stored: dict[str, StoredNote]) -> str:

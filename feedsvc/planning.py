@@ -252,7 +252,7 @@ def _updated(declared: dt.datetime | None, published: dt.datetime, current: Entr
         return max(declared, published)
     if current is None:
         return published
-    if current.content_hash == content_hash(text.header.title, text.body):
+    if current.content_hash == (text.digest or content_hash(text.header.title, text.body)):
         return max(current.updated, published)
     edited = min(dt.datetime.fromtimestamp(note.mtime_ns / 1e9, dt.timezone.utc), now)
     return max(edited, current.updated, published)

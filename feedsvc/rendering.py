@@ -6,34 +6,61 @@ Workers are forked. Spawned workers re-run the host's __main__, and one without 
 `if __name__ == "__main__"` guard (any script that embeds feedsvc) makes them scan again and
 the pool never start. Forking a process that has threads is safe here because a worker only
 runs pure rendering code: it touches no lock another thread could hold (no database, no
-logging, no I/O). If the pool cannot start anyway, the batch is rendered in-process."""
+logging, no I/O but reading the note it renders). If the pool cannot start anyway, the batch
+is rendered in-process.
+
+A scan streams (render_stream): the parent keeps no note bodies, each job names the bytes it
+was planned from (their hash) and the worker reads the file again; chunks come back in order
+with a bounded number in flight, so memory does not grow with the size of the scan. The pool
+is forked once per stream with the collector frozen (gc.freeze), so the workers' collections
+do not copy the pages of the parent's plan."""
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import itertools
 import logging
 import multiprocessing
 import os
+import pickle
+import tempfile
 import threading
 import warnings
+from collections import deque
+from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
+from concurrent.futures import Future
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from concurrent.futures.process import BrokenProcessPool
+from typing import Generic
+from typing import TypeVar
 
 from feedsvc.content import ContentSettings
 from feedsvc.content import NoteText
+from feedsvc.content import read_body
+from feedsvc.content import read_note
 from feedsvc.content import render_note
 from feedsvc.content.links import LinkResolver
 from feedsvc.errors import NoteError
 from feedsvc.model import NoteFile
 from feedsvc.model import ParsedNote
+from feedsvc.sources import read_note_bytes
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 PARALLEL_THRESHOLD = 400
 STARTUP_TIMEOUT_SECONDS = 60.0
 CHUNK = 64
 Job = tuple[NoteFile, NoteText, str]  # the note, its text, its entry URL
 Result = ParsedNote | NoteError
+# the note, its text (body dropped), its entry URL, the hash of the bytes it was planned from
+# (None: the text still holds its body), the source's max_file_bytes
+StreamJob = tuple[NoteFile, NoteText, str, str | None, int]
+Rendered = tuple[Result, bool]  # the result; True if the file changed since it was planned
+IN_FLIGHT_PER_WORKER = 3
 
 _worker_state: tuple[LinkResolver, ContentSettings] | None = None
 _pool_lock = threading.Lock()  # one parallel batch at a time: workers fork with _worker_state
@@ -97,3 +124,137 @@ def _render_in_pool(chunks: list[list[Job]], jobs: Sequence[Job], resolver: Link
         return [_render_one(job, resolver, settings) for job in jobs]
     pool.shutdown(wait=True)
     return results
+
+
+def _render_stream_chunk(jobs: list[StreamJob]) -> list[Rendered]:
+    assert _worker_state is not None
+    resolver, settings = _worker_state
+    return [render_stream_job(job, resolver, settings) for job in jobs]
+
+
+def render_stream_job(job: StreamJob, resolver: LinkResolver,
+                      settings: ContentSettings) -> Rendered:
+    """Render one job, reading its body again when the plan dropped it. A file that changed
+    (or vanished) since it was planned is rendered from what is on disk now under the
+    planned header, flagged stale, with no content hash: the caller marks its note row so
+    the next scan reads it again (and moves `updated`)."""
+    note, text, entry_url, file_hash, max_bytes = job
+    stale = False
+    if file_hash is not None:
+        body, stale = _reread(note, file_hash, max_bytes, settings)
+        text = NoteText(header=text.header, body=body, warnings=text.warnings, digest=text.digest)
+    result = _render_one((note, text, entry_url), resolver, settings)
+    if stale and isinstance(result, ParsedNote):
+        result = ParsedNote(header=result.header, html=result.html, excerpt=result.excerpt,
+                            content_hash="", links=result.links)
+    return result, stale
+
+
+def _reread(note: NoteFile, file_hash: str, max_bytes: int,
+            settings: ContentSettings) -> tuple[str, bool]:
+    try:
+        raw = read_note_bytes(note, max_bytes)
+    except NoteError:
+        return "", True
+    if hashlib.sha256(raw).hexdigest()[:32] == file_hash:  # the scan's file hash (pipeline)
+        return read_body(note, raw), False
+    try:
+        return read_note(note, raw, settings).body, True
+    except NoteError:
+        return "", True
+
+
+def render_stream(jobs: Iterable[list[StreamJob]], resolver: LinkResolver,
+                  settings: ContentSettings, *, parallel: bool,
+                  workers: int | None = None) -> Iterator[list[Rendered]]:
+    """Render chunks of jobs, yielding each chunk's results in order. With `parallel` (and
+    two cores or more) one forked pool renders them, at most IN_FLIGHT_PER_WORKER chunks per
+    worker ahead of the consumer; otherwise, or if the pool breaks, in-process."""
+    workers = worker_count() if workers is None else workers
+    if not parallel or workers < 2:
+        for chunk in jobs:
+            yield [render_stream_job(job, resolver, settings) for job in chunk]
+        return
+    with _pool_lock:
+        yield from _stream_in_pool(iter(jobs), resolver, settings, workers)
+
+
+def _stream_in_pool(chunks: Iterator[list[StreamJob]], resolver: LinkResolver,
+                    settings: ContentSettings, workers: int) -> Iterator[list[Rendered]]:
+    _init_worker(resolver, settings)  # forked workers inherit it; nothing is pickled
+    gc.collect()
+    gc.freeze()  # the workers' collector leaves the parent's objects (and their pages) alone
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    pending: deque[tuple[list[StreamJob], Future[list[Rendered]]]] = deque()
+    unsent: list[StreamJob] | None = None
+    finished = False
+    try:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # see the module docstring
+                pool.submit(_ping).result(timeout=STARTUP_TIMEOUT_SECONDS)
+        finally:
+            gc.unfreeze()
+        for chunk in chunks:
+            unsent = chunk
+            pending.append((chunk, pool.submit(_render_stream_chunk, chunk)))
+            unsent = None
+            if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+                yield _next_done(pending)
+        while pending:
+            yield _next_done(pending)
+        finished = True
+    except (BrokenProcessPool, FutureTimeoutError, OSError) as e:
+        logger.warning("parallel rendering unavailable, rendering in-process: %s",
+                       type(e).__name__)
+        pool.shutdown(wait=False, cancel_futures=True)
+        left = [chunk for chunk, _ in pending] + ([unsent] if unsent is not None else [])
+        for chunk in itertools.chain(left, chunks):
+            yield [render_stream_job(job, resolver, settings) for job in chunk]
+    finally:
+        pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _next_done(pending: deque[tuple[list[StreamJob], Future[list[Rendered]]]]) -> list[Rendered]:
+    chunk, future = pending[0]
+    result = future.result()
+    pending.popleft()
+    return result
+
+
+class Spill(Generic[T]):
+    """Batches parked until the store's transaction reads them back, in order: in memory for
+    a small scan, else pickled into an unlinked temporary file (gone with the process, even
+    after a SIGKILL), so a big scan holds one batch at a time and renders outside the write
+    transaction (which then lasts only as long as the inserts)."""
+
+    def __init__(self, *, on_disk: bool, folder: str | None = None) -> None:
+        self._items: list[T] = []
+        self._sizes: list[int] = []
+        self._file = tempfile.TemporaryFile(dir=folder) if on_disk else None
+
+    def put(self, item: T) -> None:
+        if self._file is None:
+            self._items.append(item)
+            return
+        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.write(data)
+        self._sizes.append(len(data))
+
+    def __len__(self) -> int:
+        return len(self._items) + len(self._sizes)
+
+    def __iter__(self) -> Iterator[T]:
+        if self._file is None:
+            yield from self._items
+            return
+        self._file.flush()
+        self._file.seek(0)
+        for size in self._sizes:
+            item: T = pickle.loads(self._file.read(size))
+            yield item
+
+    def close(self) -> None:
+        self._items = []
+        if self._file is not None:
+            self._file.close()

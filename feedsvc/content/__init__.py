@@ -19,6 +19,7 @@ from feedsvc.content.decoding import decode_note
 from feedsvc.content.decoding import remove_forbidden_chars
 from feedsvc.content.excerpt import ExcerptSettings
 from feedsvc.content.excerpt import make_excerpt
+from feedsvc.content.frontmatter import body_after_front_matter
 from feedsvc.content.frontmatter import get_bool
 from feedsvc.content.frontmatter import get_datetime
 from feedsvc.content.frontmatter import get_str
@@ -34,7 +35,8 @@ from feedsvc.model import NoteFile
 from feedsvc.model import NoteHeader
 from feedsvc.model import ParsedNote
 
-__all__ = ["ContentSettings", "NoteText", "read_note", "render_note", "parse_note", "slugify"]
+__all__ = ["ContentSettings", "NoteText", "read_note", "read_body", "render_note", "parse_note",
+           "slugify"]
 
 _ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -56,6 +58,12 @@ class NoteText:
     header: NoteHeader
     body: str
     warnings: tuple[str, ...] = ()  # published anyway, but reported (check, healthz, logs)
+    digest: str = ""  # content_hash(title, body), kept when the body is dropped (without_body)
+
+    def without_body(self) -> NoteText:
+        """The same note with its body dropped (a big scan re-reads it when it renders)."""
+        return NoteText(header=self.header, body="", warnings=self.warnings,
+                        digest=self.digest or content_hash(self.header.title, self.body))
 
 
 def read_note(note: NoteFile, raw: bytes, settings: ContentSettings) -> NoteText:
@@ -82,7 +90,15 @@ def read_note(note: NoteFile, raw: bytes, settings: ContentSettings) -> NoteText
         summary=get_str(fields, "summary", source=src, path=path),
         author=get_str(fields, "author", source=src, path=path),
     )
-    return NoteText(header=header, body=fm.body, warnings=warnings)
+    return NoteText(header=header, body=fm.body, warnings=warnings,
+                    digest=content_hash(title, fm.body))
+
+
+def read_body(note: NoteFile, raw: bytes) -> str:
+    """The Markdown body of bytes read_note already accepted (same bytes: same body),
+    without parsing the front matter again."""
+    text, _ = decode_note(raw, source=note.source, path=note.rel_path)
+    return body_after_front_matter(text)
 
 
 def render_note(note: NoteFile, text: NoteText, *, entry_url: str, resolver: LinkResolver,

@@ -37,6 +37,26 @@ _NoAliasLoader.yaml_implicit_resolvers = {
 }
 
 
+_FastBase: Any = getattr(yaml, "CSafeLoader", None)
+
+
+def _load_fast(raw: str) -> Any:
+    """libyaml's parser for the common case (≈10× faster); only for text that cannot hold
+    an anchor or alias, and any error is read again by _NoAliasLoader for its message."""
+    if _FastLoader is None or "&" in raw or "*" in raw:
+        return yaml.load(raw, Loader=_NoAliasLoader)
+    try:
+        return yaml.load(raw, Loader=_FastLoader)
+    except Exception:  # the pure-Python loader gives the error (or the value) itself
+        return yaml.load(raw, Loader=_NoAliasLoader)
+
+
+_FastLoader: Any = None
+if _FastBase is not None:
+    _FastLoader = type("_FastLoader", (_FastBase,), {})
+    _FastLoader.yaml_implicit_resolvers = _NoAliasLoader.yaml_implicit_resolvers
+
+
 @dataclass(frozen=True, slots=True)
 class FrontMatter:
     fields: dict[str, Any]
@@ -60,7 +80,7 @@ def split_front_matter(text: str, *, source: str, path: str) -> FrontMatter:
     elif text.startswith("\n", body_start):
         body_start += 1
     try:
-        data = yaml.load(raw, Loader=_NoAliasLoader) if raw.strip() else {}
+        data = _load_fast(raw) if raw.strip() else {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 2})" if mark is not None else ""
@@ -74,6 +94,22 @@ def split_front_matter(text: str, *, source: str, path: str) -> FrontMatter:
         raise FrontMatterError(source, path,
                                f"front matter must be a mapping, got {type(data).__name__}")
     return FrontMatter({str(k): v for k, v in data.items()}, text[body_start:])
+
+
+def body_after_front_matter(text: str) -> str:
+    """The body split_front_matter returns, for text it accepted, without reading the YAML."""
+    opening = _OPENING.match(text)
+    if not opening:
+        return text
+    closing = _CLOSING.search(text, opening.end())
+    if closing is None:
+        return text
+    body_start = closing.end()
+    if text.startswith("\r\n", body_start):
+        body_start += 2
+    elif text.startswith("\n", body_start):
+        body_start += 1
+    return text[body_start:]
 
 
 def get_str(fields: dict[str, Any], key: str, *, source: str, path: str) -> str | None:

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from collections import OrderedDict
@@ -33,6 +34,7 @@ from feedsvc.errors import StoreError
 from feedsvc.model import Category
 from feedsvc.model import Changeset
 from feedsvc.model import Entry
+from feedsvc.model import EntryChange
 from feedsvc.model import EntryRef
 from feedsvc.model import FeedState
 from feedsvc.model import MediaInfo
@@ -61,6 +63,7 @@ from feedsvc.store.schema import notes
 
 logger = logging.getLogger(__name__)
 CHUNK = 400
+INSERT_CHUNK = 2000  # rows per executemany
 BLOB_CACHE_BYTES = 32 * 1024 * 1024  # per process, for /media
 
 __all__ = ["ALL", "TAG_PREFIX", "Store", "ApplyResult", "MediaBatch", "SchemaStatus", "open_store"]
@@ -237,42 +240,30 @@ class Store:
                 found.update(conn.execute(query).scalars())
         return found
 
-    def apply(self, changes: Changeset) -> ApplyResult:
-        """Write one scan's changes in a single transaction and refresh feed validators."""
+    def apply(self, changes: Changeset,
+              stream: Iterable[Sequence[EntryChange]] = ()) -> ApplyResult:
+        """Write one scan's changes in a single transaction and refresh feed validators.
+
+        `stream` yields further entry upserts in batches, written one batch at a time inside
+        the same transaction (a big scan never holds all its rendered entries at once); an
+        entry id appears at most once across changes.upsert_entries and the batches."""
         now = changes.now
         with self._write() as conn:
-            touched = [c.entry.id for c in changes.upsert_entries]
-            gone = list(changes.delete_entries)
-            old = {e.id: e for e in entry_queries.entries_by_ids(conn, touched + gone)}
-            old_tags = entry_queries.tag_keys_of(conn, touched + gone)
             affected = {ALL}
-            affected.update(e.category.slug for e in old.values())
-            affected.update(c.entry.category.slug for c in changes.upsert_entries)
-            affected.update(key for keys in old_tags.values() for key in keys)
-            affected.update(TAG_PREFIX + slug for c in changes.upsert_entries for slug, _ in c.tags)
-
-            writes.delete_in(conn, links.c.entry_id, touched + gone)
-            writes.delete_in(conn, entry_tags.c.entry_id, touched + gone)
-            writes.delete_in(conn, entries.c.id, touched + gone)
-            if changes.upsert_entries:
-                conn.execute(insert(entries), [writes.entry_row(c.entry) for c in changes.upsert_entries])
-                link_rows = [{"entry_id": c.entry.id, "target": t}
-                             for c in changes.upsert_entries for t in c.links]
-                if link_rows:
-                    conn.execute(insert(links), link_rows)
-                tag_rows = [{"entry_id": c.entry.id, "tag_slug": slug, "tag_name": name}
-                            for c in changes.upsert_entries for slug, name in c.tags]
-                if tag_rows:
-                    conn.execute(insert(entry_tags), tag_rows)
-
-            writes.write_tombstones(conn, changes, old, old_tags)
+            streamed = 0
+            affected |= writes.write_entries(conn, changes.upsert_entries,
+                                            changes.delete_entries, now)
+            for batch in stream:
+                streamed += len(batch)
+                affected |= writes.write_entries(conn, batch, (), now)
             note_keys = list(changes.delete_notes) + [(n.source, n.rel_path)
                                                       for n in changes.upsert_notes]
             for start in range(0, len(note_keys), CHUNK):
                 chunk = note_keys[start:start + CHUNK]
                 conn.execute(delete(notes).where(tuple_(notes.c.source, notes.c.rel_path).in_(chunk)))
-            if changes.upsert_notes:
-                conn.execute(insert(notes), [writes.note_row(n) for n in changes.upsert_notes])
+            for start in range(0, len(changes.upsert_notes), INSERT_CHUNK):
+                conn.execute(insert(notes), [writes.note_row(n) for n in
+                                             changes.upsert_notes[start:start + INSERT_CHUNK]])
             if changes.first_seen:
                 known = self._known_first_seen(conn, changes)
                 rows = [{"entry_id": i, "seen_at": t} for i, t in changes.first_seen if i not in known]
@@ -283,7 +274,7 @@ class Store:
                 conn, now - dt.timedelta(days=self.tombstone_days))
             changed = self._refresh_feeds(conn, affected, now)
             revision = state.revision(conn)
-            if changed or not changes.is_empty:
+            if changed or streamed or not changes.is_empty:
                 revision = state.bump_revision(conn)
             if changes.report is not None:
                 state.set_meta(conn, "last_scan", json.dumps(changes.report.to_dict()))

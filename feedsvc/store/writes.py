@@ -3,19 +3,25 @@ RFC 6721 tombstones an entry leaves in the feeds it leaves. Private to feedsvc.s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import delete
+from sqlalchemy import insert
 
-from feedsvc.model import Changeset
 from feedsvc.model import Entry
+from feedsvc.model import EntryChange
 from feedsvc.model import StoredNote
+from feedsvc.store import entries as entry_queries
 from feedsvc.store import state
 from feedsvc.store.entries import ALL
 from feedsvc.store.entries import TAG_PREFIX
+from feedsvc.store.schema import entries
+from feedsvc.store.schema import entry_tags
+from feedsvc.store.schema import links
 from feedsvc.store.schema import tombstones
 
 CHUNK = 400
@@ -26,13 +32,41 @@ def delete_in(conn: Connection, column: Any, values: Sequence[str]) -> None:
         conn.execute(delete(column.table).where(column.in_(values[start:start + CHUNK])))
 
 
-def write_tombstones(conn: Connection, changes: Changeset, old: dict[str, Entry],
-                     old_tags: dict[str, set[str]]) -> None:
+def write_entries(conn: Connection, upserts: Sequence[EntryChange], gone: Sequence[str],
+                  now: dt.datetime) -> set[str]:
+    """Replace the rows of these entries (links, tags, tombstones too); the feeds touched."""
+    touched = [c.entry.id for c in upserts]
+    ids = touched + list(gone)
+    if not ids:
+        return set()
+    old = {e.id: e for e in entry_queries.entries_by_ids(conn, ids)}
+    old_tags = entry_queries.tag_keys_of(conn, ids)
+    affected = {e.category.slug for e in old.values()}
+    affected.update(c.entry.category.slug for c in upserts)
+    affected.update(key for keys in old_tags.values() for key in keys)
+    affected.update(TAG_PREFIX + slug for c in upserts for slug, _ in c.tags)
+    delete_in(conn, links.c.entry_id, ids)
+    delete_in(conn, entry_tags.c.entry_id, ids)
+    delete_in(conn, entries.c.id, ids)
+    if upserts:
+        conn.execute(insert(entries), [entry_row(c.entry) for c in upserts])
+        link_rows = [{"entry_id": c.entry.id, "target": t} for c in upserts for t in c.links]
+        if link_rows:
+            conn.execute(insert(links), link_rows)
+        tag_rows = [{"entry_id": c.entry.id, "tag_slug": slug, "tag_name": name}
+                    for c in upserts for slug, name in c.tags]
+        if tag_rows:
+            conn.execute(insert(entry_tags), tag_rows)
+    write_tombstones(conn, now, upserts, old, old_tags)
+    return affected
+
+
+def write_tombstones(conn: Connection, now: dt.datetime, upserts: Sequence[EntryChange],
+                     old: dict[str, Entry], old_tags: dict[str, set[str]]) -> None:
     """RFC 6721: an entry that leaves a feed (deleted, moved to another category, a tag
     dropped) is announced there as deleted; one that comes back loses its tombstone."""
-    now = changes.now
     new_keys = {c.entry.id: {c.entry.category.slug, ALL} | {TAG_PREFIX + slug for slug, _ in c.tags}
-                for c in changes.upsert_entries}
+                for c in upserts}
     for entry_id, before in old.items():
         if before.published > now:
             continue  # never shown, so nothing to retract
