@@ -1,6 +1,26 @@
-"""Scan benchmark: cold scan, no-change rescan, and a bare os.scandir walk of the same tree.
+"""Scan benchmark: cold scan (wall time, notes/s, peak memory of the whole process tree),
+no-change rescan, a bare os.scandir walk of the same tree and, when `hugo` is on PATH, Hugo's
+full-site build of the same corpus side by side (with the ratio feedsvc / hugo).
 
-    python bench/scan.py --notes 10000
+    python bench/scan.py --notes 300          # quick check that it runs and prints
+    python bench/scan.py --notes 10000        # the issue's 10k figures (feedsvc vs hugo)
+    python bench/scan.py --notes 100000 --no-hugo   # the 100k peak memory figure
+    python bench/scan.py --notes 10000 --batch-size 500   # another insert/render batch size
+
+Memory: a sampler thread reads /proc every 50 ms and sums, over this process and every
+descendant (the render pool's forked workers included), PSS from /proc/<pid>/smaps_rollup
+(shared pages counted once, split between their sharers: the honest total) and RSS (shared
+pages counted in every process: an upper bound). The peak of each sum is printed. Hugo's
+build is sampled the same way.
+
+Hugo's site (built in <workdir>/hugo-<notes>, cleared before every build, so the build is
+cold): contentDir = the corpus itself, code highlighted with inline styles (markup.highlight
+noClasses, like feedsvc), raw HTML kept (goldmark unsafe, like feedsvc keeps it and
+sanitises), a page per note, a list page and an RSS feed per section, per tag and for the
+home page (50 items, like feedsvc's keep_per_category). Hugo 0.111 (Debian) has no goldmark
+passthrough, so math is left as text there. The command printed is the one timed:
+
+    hugo --source <site> --destination <site>/public --cleanDestinationDir --quiet
 """
 
 from __future__ import annotations
@@ -8,7 +28,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +43,90 @@ from common import make_corpus  # noqa: E402
 from feedsvc.config import build_config  # noqa: E402
 from feedsvc.scan import Scanner  # noqa: E402
 from feedsvc.store import open_store  # noqa: E402
+
+MIB = 1024 * 1024
+HUGO_CONFIG = """\
+baseURL = "http://localhost/"
+title = "feedsvc bench"
+contentDir = "{content}"
+disableKinds = ["sitemap", "robotsTXT", "404"]
+[markup.highlight]
+  noClasses = true
+  style = "friendly"
+  codeFences = true
+  guessSyntax = false
+[markup.goldmark.renderer]
+  unsafe = true
+[services.rss]
+  limit = 50
+[taxonomies]
+  tag = "tags"
+"""
+SINGLE = """<!doctype html><html><head><meta charset="utf-8"><title>{{ .Title }}</title></head>
+<body><article><h1>{{ .Title }}</h1><time>{{ .Date }}</time>{{ .Content }}</article></body></html>
+"""
+LIST = """<!doctype html><html><head><meta charset="utf-8"><title>{{ .Title }}</title></head>
+<body><h1>{{ .Title }}</h1><ul>{{ range .Pages }}<li><a href="{{ .RelPermalink }}">{{ .Title }}</a>
+{{ .Summary }}</li>{{ end }}</ul></body></html>
+"""
+
+
+class TreeSampler(threading.Thread):
+    """Peak of the summed PSS and RSS of a process and all its descendants, every 50 ms."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak_pss = self.peak_rss = 0
+        self.peak_procs = 0
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.sample()
+            self._stop_event.wait(self.interval)
+
+    def sample(self) -> None:
+        pss = rss = 0
+        pids = tree(self.pid)
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Rss:"):
+                            rss += int(line.split()[1]) * 1024
+                        elif line.startswith("Pss:"):
+                            pss += int(line.split()[1]) * 1024
+            except OSError:
+                continue  # ended between the listing and the read
+        self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
+        self.peak_procs = max(self.peak_procs, len(pids))
+        self.samples += 1
+
+    def stop(self) -> TreeSampler:
+        self._stop_event.set()
+        self.join()
+        self.sample()
+        return self
+
+
+def tree(root: int) -> list[int]:
+    out, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        out.append(pid)
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+            except OSError:
+                continue
+    return out
 
 
 def bare_walk(root: Path, with_stat: bool) -> int:
@@ -38,10 +144,42 @@ def bare_walk(root: Path, with_stat: bool) -> int:
     return count
 
 
+def hugo_site(workdir: Path, corpus: Path, notes: int) -> Path:
+    site = workdir / f"hugo-{notes}"
+    shutil.rmtree(site, ignore_errors=True)
+    (site / "layouts" / "_default").mkdir(parents=True)
+    (site / "hugo.toml").write_text(HUGO_CONFIG.format(content=corpus))
+    (site / "layouts" / "_default" / "single.html").write_text(SINGLE)
+    (site / "layouts" / "_default" / "list.html").write_text(LIST)
+    return site
+
+
+def run_hugo(hugo: str, site: Path) -> tuple[float, TreeSampler, int, list[str]]:
+    shutil.rmtree(site / "public", ignore_errors=True)
+    shutil.rmtree(site / "resources", ignore_errors=True)
+    cmd = [hugo, "--source", str(site), "--destination", str(site / "public"),
+           "--cleanDestinationDir", "--quiet"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sampler = TreeSampler(proc.pid)
+    sampler.start()
+    _, err = proc.communicate()
+    wall = time.perf_counter() - start
+    sampler.stop()
+    if proc.returncode != 0:
+        raise SystemExit(f"hugo failed ({proc.returncode}): {err.decode()[-2000:]}")
+    pages = sum(1 for _ in (site / "public").rglob("index.html"))
+    return wall, sampler, pages, cmd
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     corpus_args(parser)
     parser.add_argument("--rescans", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="entries per render/insert batch (default: the pipeline's)")
+    parser.add_argument("--no-hugo", action="store_true", help="skip the Hugo build")
     args = parser.parse_args()
     corpus = make_corpus(args)
     data = args.workdir / f"store-{args.notes}"
@@ -50,6 +188,8 @@ def main() -> None:
                            "store": {"data_dir": str(data)}}, base_dir=args.workdir)
     store = open_store(config.store_url)
     scanner = Scanner(config, store)
+    if args.batch_size:
+        scanner.pipeline.batch_size = args.batch_size
 
     walks = []
     for _ in range(args.rescans):
@@ -62,9 +202,14 @@ def main() -> None:
         bare_walk(corpus, with_stat=True)
         stat_walks.append(time.perf_counter() - start)
 
+    base = TreeSampler(os.getpid())
+    base.sample()
+    sampler = TreeSampler(os.getpid())
+    sampler.start()
     start = time.perf_counter()
     report = scanner.run(reason="bench")
     cold = time.perf_counter() - start
+    sampler.stop()
     rescans = []
     for _ in range(args.rescans):
         start = time.perf_counter()
@@ -74,13 +219,32 @@ def main() -> None:
 
     print(f"corpus: {corpus} ({args.notes} notes, {files} files)")
     print(f"cold scan:          {cold:8.2f} s  ({len(report.added)} entries, "
-          f"{len(report.problems)} problems, {len(report.added) / cold:.0f} notes/s)")
+          f"{len(report.problems)} problems, {len(report.added) / cold:.0f} notes/s, "
+          f"batch {scanner.pipeline.batch_size})")
+    print(f"cold scan peak mem: {sampler.peak_pss / MIB:8.0f} MiB PSS sum, "
+          f"{sampler.peak_rss / MIB:.0f} MiB RSS sum, over {sampler.peak_procs} processes "
+          f"(this process + render workers; {sampler.samples} samples at 50 ms; "
+          f"before the scan: {base.peak_pss / MIB:.0f} MiB PSS)")
     print(f"no-change rescan:   {min(rescans) * 1000:8.1f} ms (best of {args.rescans}; "
           f"median {sorted(rescans)[len(rescans) // 2] * 1000:.1f} ms)")
     print(f"bare os.scandir:    {min(walks) * 1000:8.1f} ms (best of {args.rescans}, no stat)")
     print(f"os.scandir + stat:  {min(stat_walks) * 1000:8.1f} ms (best of {args.rescans})")
     print(f"rescan / bare walk: {min(rescans) / min(walks):8.1f} x")
     store.close()
+
+    hugo = shutil.which("hugo")
+    if args.no_hugo or hugo is None:
+        print("hugo:               skipped" + ("" if args.no_hugo else " (not on PATH)"))
+        return
+    site = hugo_site(args.workdir, corpus, args.notes)
+    wall, hs, pages, cmd = run_hugo(hugo, site)
+    version = subprocess.run([hugo, "version"], capture_output=True, text=True).stdout.split()[1]
+    print(f"hugo {version} full site: {wall:8.2f} s  ({pages} pages written, "
+          f"{args.notes / wall:.0f} notes/s; peak {hs.peak_pss / MIB:.0f} MiB PSS, "
+          f"{hs.peak_rss / MIB:.0f} MiB RSS)")
+    print(f"  command: {' '.join(cmd)}")
+    print(f"feedsvc / hugo:     {cold / wall:8.2f} x  (cold scan wall / hugo build wall; "
+          f"goal <= 0.8)")
 
 
 if __name__ == "__main__":
