@@ -7,7 +7,7 @@ full-site build of the same corpus side by side (with the ratio feedsvc / hugo).
     python bench/scan.py --notes 100000 --no-hugo   # the 100k peak memory figure
     python bench/scan.py --notes 10000 --batch-size 500   # another insert/render batch size
 
-Memory: a sampler thread reads /proc every 50 ms and sums, over this process and every
+Memory: a sampler process reads /proc every 50 ms and sums, over this process and every
 descendant (the render pool's forked workers included), PSS from /proc/<pid>/smaps_rollup
 (shared pages counted once, split between their sharers: the honest total) and RSS (shared
 pages counted in every process: an upper bound). The peak of each sum is printed. Hugo's
@@ -30,19 +30,21 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import corpus_args  # noqa: E402
-from common import make_corpus  # noqa: E402
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--sampler":
+    pass  # the sampler process (TreeSampler) imports nothing more: it starts fast
+else:
+    from common import corpus_args  # noqa: E402
+    from common import make_corpus  # noqa: E402
 
-from feedsvc.config import build_config  # noqa: E402
-from feedsvc.scan import Scanner  # noqa: E402
-from feedsvc.store import open_store  # noqa: E402
+    from feedsvc.config import build_config  # noqa: E402
+    from feedsvc.scan import Scanner  # noqa: E402
+    from feedsvc.store import open_store  # noqa: E402
 
 MIB = 1024 * 1024
 HUGO_CONFIG = """\
@@ -71,44 +73,74 @@ LIST = """<!doctype html><html><head><meta charset="utf-8"><title>{{ .Title }}</
 """
 
 
-class TreeSampler(threading.Thread):
-    """Peak of the summed PSS and RSS of a process and all its descendants, every 50 ms."""
+class TreeSampler:
+    """Peak of the summed PSS and RSS of a process and all its descendants, every 50 ms, from
+    a separate sampler process (so sampling takes no time from the measured process's GIL;
+    the sampler leaves itself out of the sums)."""
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
-        self.peak_pss = self.peak_rss = 0
-        self.peak_procs = 0
-        self.samples = 0
-        self._stop_event = threading.Event()
+    def __init__(self, pid: int, interval: float = 0.05, *, children_only: bool = False) -> None:
+        self.pid, self.interval, self.children_only = pid, interval, children_only
+        self.peak_pss = self.peak_rss = self.peak_procs = self.samples = 0
+        self._proc: subprocess.Popen[str] | None = None
 
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            self.sample()
-            self._stop_event.wait(self.interval)
-
-    def sample(self) -> None:
-        pss = rss = 0
-        pids = tree(self.pid)
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/smaps_rollup") as f:
-                    for line in f:
-                        if line.startswith("Rss:"):
-                            rss += int(line.split()[1]) * 1024
-                        elif line.startswith("Pss:"):
-                            pss += int(line.split()[1]) * 1024
-            except OSError:
-                continue  # ended between the listing and the read
-        self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
-        self.peak_procs = max(self.peak_procs, len(pids))
-        self.samples += 1
+    def start(self) -> None:
+        self._proc = subprocess.Popen([sys.executable, __file__, "--sampler", str(self.pid),
+                                       str(self.interval), str(int(self.children_only))],
+                                      stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        self._proc.stdout.readline()  # "ready": it has taken its first sample
 
     def stop(self) -> TreeSampler:
-        self._stop_event.set()
-        self.join()
-        self.sample()
+        assert self._proc is not None
+        out, _ = self._proc.communicate("", timeout=60)  # stdin closed: print the peaks
+        self.peak_pss, self.peak_rss, self.peak_procs, self.samples = map(int, out.split())
         return self
+
+    def sample(self) -> None:
+        pss, rss, procs = measure(self.pid, self.children_only)
+        self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
+        self.peak_procs = max(self.peak_procs, procs)
+        self.samples += 1
+
+
+def sampler_main(pid: int, interval: float, children_only: bool) -> None:
+    import select
+    peak = [0, 0, 0]
+    samples = 0
+    first = True
+    while True:
+        for i, value in enumerate(measure(pid, children_only)):
+            peak[i] = max(peak[i], value)
+        samples += 1
+        if first:
+            print("ready", flush=True)
+            first = False
+        if select.select([sys.stdin], [], [], interval)[0]:
+            break  # stdin closed (or written to): done
+    for i, value in enumerate(measure(pid, children_only)):
+        peak[i] = max(peak[i], value)
+    print(peak[0], peak[1], peak[2], samples + 1, flush=True)
+
+
+def measure(root: int, children_only: bool = False) -> tuple[int, int, int]:
+    """(PSS sum, RSS sum, process count) of root and its descendants (root left out with
+    children_only), the sampler itself left out."""
+    pss = rss = 0
+    me = os.getpid() if root != os.getpid() else None  # in the sampler process
+    pids = [p for p in tree(root) if p != me and not (children_only and p == root)]
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                head = f.read(512).split(b"\n")
+        except OSError:
+            continue  # ended between the listing and the read
+        for line in head:
+            if line.startswith(b"Rss:"):
+                rss += int(line.split()[1]) * 1024
+            elif line.startswith(b"Pss:"):
+                pss += int(line.split()[1]) * 1024
+    return pss, rss, len(pids)
 
 
 def tree(root: int) -> list[int]:
@@ -145,7 +177,7 @@ def bare_walk(root: Path, with_stat: bool) -> int:
 
 
 def hugo_site(workdir: Path, corpus: Path, notes: int) -> Path:
-    site = workdir / f"hugo-{notes}"
+    site = workdir / f"hugo-{notes}-{os.getpid()}"
     shutil.rmtree(site, ignore_errors=True)
     (site / "layouts" / "_default").mkdir(parents=True)
     (site / "hugo.toml").write_text(HUGO_CONFIG.format(content=corpus))
@@ -159,10 +191,10 @@ def run_hugo(hugo: str, site: Path) -> tuple[float, TreeSampler, int, list[str]]
     shutil.rmtree(site / "resources", ignore_errors=True)
     cmd = [hugo, "--source", str(site), "--destination", str(site / "public"),
            "--cleanDestinationDir", "--quiet"]
+    sampler = TreeSampler(os.getpid(), children_only=True)  # hugo, the one child
+    sampler.start()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sampler = TreeSampler(proc.pid)
-    sampler.start()
     _, err = proc.communicate()
     wall = time.perf_counter() - start
     sampler.stop()
@@ -182,7 +214,7 @@ def main() -> None:
     parser.add_argument("--no-hugo", action="store_true", help="skip the Hugo build")
     args = parser.parse_args()
     corpus = make_corpus(args)
-    data = args.workdir / f"store-{args.notes}"
+    data = args.workdir / f"scan-store-{args.notes}-{os.getpid()}"
     shutil.rmtree(data, ignore_errors=True)
     config = build_config({"sources": [{"name": "notes", "path": str(corpus)}],
                            "store": {"data_dir": str(data)}}, base_dir=args.workdir)
@@ -223,7 +255,7 @@ def main() -> None:
           f"batch {scanner.pipeline.batch_size})")
     print(f"cold scan peak mem: {sampler.peak_pss / MIB:8.0f} MiB PSS sum, "
           f"{sampler.peak_rss / MIB:.0f} MiB RSS sum, over {sampler.peak_procs} processes "
-          f"(this process + render workers; {sampler.samples} samples at 50 ms; "
+          f"(bench process + render workers; {sampler.samples} samples at 50 ms; "
           f"before the scan: {base.peak_pss / MIB:.0f} MiB PSS)")
     print(f"no-change rescan:   {min(rescans) * 1000:8.1f} ms (best of {args.rescans}; "
           f"median {sorted(rescans)[len(rescans) // 2] * 1000:.1f} ms)")
@@ -231,6 +263,7 @@ def main() -> None:
     print(f"os.scandir + stat:  {min(stat_walks) * 1000:8.1f} ms (best of {args.rescans})")
     print(f"rescan / bare walk: {min(rescans) / min(walks):8.1f} x")
     store.close()
+    shutil.rmtree(data, ignore_errors=True)
 
     hugo = shutil.which("hugo")
     if args.no_hugo or hugo is None:
@@ -245,7 +278,11 @@ def main() -> None:
     print(f"  command: {' '.join(cmd)}")
     print(f"feedsvc / hugo:     {cold / wall:8.2f} x  (cold scan wall / hugo build wall; "
           f"goal <= 0.8)")
+    shutil.rmtree(site, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "--sampler":
+        sampler_main(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1")
+    else:
+        main()

@@ -69,8 +69,23 @@ def format_tokens(tokens: Iterable[tuple[_TokenType, str]]) -> str:
     return "".join(out)
 
 
+CACHE_MAX_CHARS = 16 * 1024  # larger blocks are highlighted every time, never kept
+
+
 def highlight_code(code: str, language: str) -> str:
-    """A <pre><code> block; spans carry inline colours when the language is known."""
+    """A <pre><code> block; spans carry inline colours when the language is known. The same
+    snippet in many notes (boilerplate, a note copied) is highlighted once per process."""
+    if len(code) <= CACHE_MAX_CHARS:
+        return _highlight_cached(code, language)
+    return _highlight(code, language)
+
+
+@functools.lru_cache(maxsize=512)
+def _highlight_cached(code: str, language: str) -> str:
+    return _highlight(code, language)
+
+
+def _highlight(code: str, language: str) -> str:
     language = language.strip().split()[0].lower() if language.strip() else ""
     lexer = _lexer(language) if language else None
     tokens = lexer.get_tokens(code) if lexer is not None else [(Token.Text, code)]
