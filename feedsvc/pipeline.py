@@ -10,7 +10,6 @@ only, not for the rendering."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
 import time
@@ -23,7 +22,6 @@ from dataclasses import replace
 
 from feedsvc.config import Config
 from feedsvc.content import ContentSettings
-from feedsvc.content import read_note
 from feedsvc.content.links import keys_for_note
 from feedsvc.content.slugs import tag_slugs
 from feedsvc.dating import import_dates
@@ -53,11 +51,12 @@ from feedsvc.rendering import CHUNK as RENDER_CHUNK
 from feedsvc.rendering import PARALLEL_THRESHOLD
 from feedsvc.rendering import Spill
 from feedsvc.rendering import StreamJob
+from feedsvc.rendering import read_one
+from feedsvc.rendering import read_stream
 from feedsvc.rendering import render_stream
 from feedsvc.siteindex import SiteIndex
 from feedsvc.sources import Snapshot
 from feedsvc.sources import pull_git
-from feedsvc.sources import read_note_bytes
 from feedsvc.sources import snapshot_source
 from feedsvc.store import Store
 from feedsvc.urls import Urls
@@ -203,8 +202,10 @@ class ScanPipeline:
         for name, (changed, missing) in work.items():
             source = self.config.source(name)
             reads: list[ReadResult] = []
-            for note in changed:
-                reads.append(_without_body(self._read(source, note)))
+            outcomes = read_stream(changed, source.max_file_bytes, self.settings,
+                                   parallel=len(changed) >= PARALLEL_THRESHOLD)
+            for note, (file_hash, text, error) in zip(changed, outcomes):
+                reads.append(ReadResult(note=note, file_hash=file_hash, text=text, error=error))
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -313,16 +314,9 @@ class ScanPipeline:
         return {name: c.slug for name, c in self.config.categories.items() if c.slug}
 
     def _read(self, source: Source, note: NoteFile) -> ReadResult:
-        try:
-            raw = read_note_bytes(note, source.max_file_bytes)
-        except NoteError as e:
-            return ReadResult(note=note, file_hash="", error=e)
-        file_hash = hashlib.sha256(raw).hexdigest()[:32]
-        try:
-            return ReadResult(note=note, file_hash=file_hash,
-                              text=read_note(note, raw, self.settings))
-        except NoteError as e:
-            return ReadResult(note=note, file_hash=file_hash, error=e)
+        file_hash, text, error = read_one(note, source.max_file_bytes, self.settings,
+                                          keep_body=True)
+        return ReadResult(note=note, file_hash=file_hash, text=text, error=error)
 
     def _site_index(self, refs: dict[str, EntryRef], plans: list[SourcePlan],
                     snapshots: dict[str, Snapshot]) -> SiteIndex:
@@ -406,11 +400,6 @@ class ScanPipeline:
         return EntryChange(entry=entry, links=parsed.links if parsed else (),
                            tags=tag_slugs(entry.tags))
 
-
-
-def _without_body(read: ReadResult) -> ReadResult:
-    """Planning needs headers and hashes only: bodies are read again when rendered."""
-    return replace(read, text=read.text.without_body()) if read.text is not None else read
 
 
 def _candidate_id(source: str, read: ReadResult, stored: dict[str, StoredNote]) -> str:

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import warnings
 from collections import deque
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ from feedsvc.content import read_body
 from feedsvc.content import read_note
 from feedsvc.content import render_note
 from feedsvc.content.links import LinkResolver
+from feedsvc.content.links import NoLinks
 from feedsvc.errors import NoteError
 from feedsvc.model import NoteFile
 from feedsvc.model import ParsedNote
@@ -51,6 +53,9 @@ from feedsvc.sources import read_note_bytes
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+J = TypeVar("J")
+R = TypeVar("R")
+READ_CHUNK = 128
 PARALLEL_THRESHOLD = 400
 STARTUP_TIMEOUT_SECONDS = 60.0
 CHUNK = 64
@@ -171,22 +176,72 @@ def render_stream(jobs: Iterable[list[StreamJob]], resolver: LinkResolver,
     two cores or more) one forked pool renders them, at most IN_FLIGHT_PER_WORKER chunks per
     worker ahead of the consumer; otherwise, or if the pool breaks, in-process."""
     workers = worker_count() if workers is None else workers
+
+    def local(job: StreamJob) -> Rendered:
+        return render_stream_job(job, resolver, settings)
+
     if not parallel or workers < 2:
         for chunk in jobs:
-            yield [render_stream_job(job, resolver, settings) for job in chunk]
+            yield [local(job) for job in chunk]
         return
     with _pool_lock:
-        yield from _stream_in_pool(iter(jobs), resolver, settings, workers)
+        _init_worker(resolver, settings)  # forked workers inherit it; nothing is pickled
+        yield from _stream_in_pool(_render_stream_chunk, iter(jobs), local, workers)
 
 
-def _stream_in_pool(chunks: Iterator[list[StreamJob]], resolver: LinkResolver,
-                    settings: ContentSettings, workers: int) -> Iterator[list[Rendered]]:
-    _init_worker(resolver, settings)  # forked workers inherit it; nothing is pickled
+ReadOutcome = tuple[str, NoteText | None, NoteError | None]  # file hash, text, or the error
+ReadJob = tuple[NoteFile, int]  # the note, its source's max_file_bytes
+
+
+def read_one(note: NoteFile, max_bytes: int, settings: ContentSettings, *,
+             keep_body: bool = False) -> ReadOutcome:
+    """Read and hash a note and read its front matter; the body is dropped unless asked for
+    (a scan plans from headers and hashes; rendering reads the body again)."""
+    try:
+        raw = read_note_bytes(note, max_bytes)
+    except NoteError as e:
+        return "", None, e
+    file_hash = hashlib.sha256(raw).hexdigest()[:32]
+    try:
+        text = read_note(note, raw, settings)
+    except NoteError as e:
+        return file_hash, None, e
+    return file_hash, text if keep_body else text.without_body(), None
+
+
+def _read_chunk(jobs: list[ReadJob]) -> list[ReadOutcome]:
+    assert _worker_state is not None
+    _, settings = _worker_state
+    return [read_one(note, max_bytes, settings) for note, max_bytes in jobs]
+
+
+def read_stream(notes: Sequence[NoteFile], max_bytes: int, settings: ContentSettings, *,
+                parallel: bool, workers: int | None = None) -> Iterator[ReadOutcome]:
+    """read_one for every note, in order; spread over a forked pool when `parallel` (forked
+    before the scan builds its big structures, so the workers start small)."""
+    workers = worker_count() if workers is None else workers
+    if not parallel or workers < 2:
+        for note in notes:
+            yield read_one(note, max_bytes, settings)
+        return
+    chunks = ([(n, max_bytes) for n in notes[i:i + READ_CHUNK]]
+              for i in range(0, len(notes), READ_CHUNK))
+    with _pool_lock:
+        _init_worker(NoLinks(), settings)
+        for chunk in _stream_in_pool(_read_chunk, chunks,
+                                     lambda job: read_one(job[0], job[1], settings), workers):
+            yield from chunk
+
+
+def _stream_in_pool(func: Callable[[list[J]], list[R]], chunks: Iterator[list[J]],
+                    local: Callable[[J], R], workers: int) -> Iterator[list[R]]:
+    """func over chunks in a forked pool, results in order, a bounded number in flight;
+    in-process (local per job) from the first chunk not done if the pool breaks."""
     gc.collect()
     gc.freeze()  # the workers' collector leaves the parent's objects (and their pages) alone
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    pending: deque[tuple[list[StreamJob], Future[list[Rendered]]]] = deque()
-    unsent: list[StreamJob] | None = None
+    pending: deque[tuple[list[J], Future[list[R]]]] = deque()
+    unsent: list[J] | None = None
     finished = False
     try:
         try:
@@ -197,7 +252,7 @@ def _stream_in_pool(chunks: Iterator[list[StreamJob]], resolver: LinkResolver,
             gc.unfreeze()
         for chunk in chunks:
             unsent = chunk
-            pending.append((chunk, pool.submit(_render_stream_chunk, chunk)))
+            pending.append((chunk, pool.submit(func, chunk)))
             unsent = None
             if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
                 yield _next_done(pending)
@@ -210,12 +265,12 @@ def _stream_in_pool(chunks: Iterator[list[StreamJob]], resolver: LinkResolver,
         pool.shutdown(wait=False, cancel_futures=True)
         left = [chunk for chunk, _ in pending] + ([unsent] if unsent is not None else [])
         for chunk in itertools.chain(left, chunks):
-            yield [render_stream_job(job, resolver, settings) for job in chunk]
+            yield [local(job) for job in chunk]
     finally:
         pool.shutdown(wait=finished, cancel_futures=not finished)
 
 
-def _next_done(pending: deque[tuple[list[StreamJob], Future[list[Rendered]]]]) -> list[Rendered]:
+def _next_done(pending: deque[tuple[list[J], Future[list[R]]]]) -> list[R]:
     chunk, future = pending[0]
     result = future.result()
     pending.popleft()
