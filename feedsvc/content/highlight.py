@@ -80,7 +80,7 @@ def highlight_code(code: str, language: str) -> str:
     return _highlight(code, language)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=4096)  # at most 4096 x 16 KiB of code (and its HTML)
 def _highlight_cached(code: str, language: str) -> str:
     return _highlight(code, language)
 
