@@ -7,10 +7,12 @@ points and backs off to a boundary so it never splits a placeholder or a graphem
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import regex
 from markdown_it.token import Token
@@ -96,13 +98,18 @@ def make_excerpt(tokens: Sequence[Token], settings: ExcerptSettings, *,
     return cut_text(text, settings)
 
 
+@functools.cache
+def _atoms(*placeholders: str) -> Any:
+    """What the cut never splits: a placeholder (longest first) or one grapheme cluster."""
+    ordered = sorted(set(placeholders), key=len, reverse=True)
+    return regex.compile("|".join(regex.escape(p) for p in ordered if p) + r"|\X")
+
+
 def cut_text(text: str, settings: ExcerptSettings) -> str:
     """Cut at settings.length code points, at a placeholder/grapheme boundary, plus '...'."""
     if len(text) <= settings.length:
         return text
-    placeholders = sorted({settings.code, settings.display_math, settings.inline_math},
-                          key=len, reverse=True)
-    atoms = regex.compile("|".join(regex.escape(p) for p in placeholders if p) + r"|\X")
+    atoms = _atoms(settings.code, settings.display_math, settings.inline_math)
     end = 0
     for match in atoms.finditer(text, 0, settings.length + 64):
         if match.end() > settings.length:
