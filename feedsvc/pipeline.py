@@ -54,6 +54,7 @@ from feedsvc.rendering import StreamJob
 from feedsvc.rendering import read_one
 from feedsvc.rendering import read_stream
 from feedsvc.rendering import render_stream
+from feedsvc.rendering import unpack
 from feedsvc.siteindex import SiteIndex
 from feedsvc.sources import Snapshot
 from feedsvc.sources import pull_git
@@ -149,6 +150,8 @@ class ScanPipeline:
             problems=tuple(problems), source_errors=tuple(source_errors),
             unchanged=unchanged, applied=not dry_run)
         if dry_run:
+            for _ in self._entry_batches(spill, planned):
+                pass  # what a real scan would log about notes rendered as text
             spill.close()
             return report
         # a note whose file changed while the scan ran is read again by the next scan
@@ -164,7 +167,7 @@ class ScanPipeline:
             imported_sources=tuple(sorted(snapshots)),
         )
         try:  # the rendered entries stream in, batch by batch, inside the one transaction
-            result = self.store.apply(changes, stream=spill)
+            result = self.store.apply(changes, stream=self._entry_batches(spill, planned))
         finally:
             spill.close()
         report = replace(report, changed_feeds=result.changed_feeds)
@@ -237,35 +240,30 @@ class ScanPipeline:
 
     def _render(self, planned: list[PlannedEntry], index: SiteIndex, plans: list[SourcePlan],
                 media: Callable[[], list[Problem]] | None,
-                ) -> tuple[Spill[list[EntryChange]], set[tuple[str, str]], list[Problem]]:
-        """Render every planned entry in batches into a Spill (in order), running `media`
-        alongside once the render pool has forked; the set of notes found changed on disk
-        since they were planned (rendered from the new bytes, read again next scan)."""
+                ) -> tuple[Spill[bytes], set[tuple[str, str]], list[Problem]]:
+        """Render every planned entry, chunk by chunk, into a Spill (in order; compressed by
+        the workers), running `media` alongside once the render pool has forked; the set of
+        notes found changed on disk since they were planned (rendered from the new bytes,
+        read again by the next scan)."""
         hashes = {(n.source, n.rel_path): n.file_hash for plan in plans for n in plan.upsert_notes}
-        spill: Spill[list[EntryChange]] = Spill(on_disk=len(planned) > self.batch_size,
-                                                folder=self._spill_folder())
+        spill: Spill[bytes] = Spill(on_disk=len(planned) > self.batch_size,
+                                    folder=self._spill_folder())
         stale: set[tuple[str, str]] = set()
         media_problems: list[Problem] = []
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mediasync") as side:
                 future: Future[list[Problem]] | None = None
-                batch: list[EntryChange] = []
                 done = 0
-                for chunk in render_stream(self._jobs(planned, hashes), index, self.settings,
-                                           parallel=len(planned) >= PARALLEL_THRESHOLD):
+                for size, changed, data in render_stream(self._jobs(planned, hashes), index,
+                                                   self.settings,
+                                                   parallel=len(planned) >= PARALLEL_THRESHOLD):
                     if media is not None and future is None:  # after the pool forked
                         future = side.submit(media)
-                    for result, changed in chunk:
-                        entry = planned[done]
-                        done += 1
-                        if changed:
-                            stale.add((entry.note.source, entry.note.rel_path))
-                        batch.append(self._entry_change(entry, result))
-                    if len(batch) >= self.batch_size:
-                        spill.put(batch)
-                        batch = []
-                if batch:
-                    spill.put(batch)
+                    for i in changed:
+                        note = planned[done + i].note
+                        stale.add((note.source, note.rel_path))
+                    done += size
+                    spill.put(data)
                 if future is not None:
                     media_problems = future.result()
                 elif media is not None:
@@ -274,6 +272,21 @@ class ScanPipeline:
             spill.close()
             raise
         return spill, stale, media_problems
+
+    def _entry_batches(self, spill: Spill[bytes],
+                       planned: list[PlannedEntry]) -> Iterator[list[EntryChange]]:
+        """The spilled results as entry changes, batch_size at a time, in planned order."""
+        batch: list[EntryChange] = []
+        done = 0
+        for data in spill:
+            for result in unpack(data):
+                batch.append(self._entry_change(planned[done], result))
+                done += 1
+            if len(batch) >= self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def _jobs(self, planned: list[PlannedEntry],
               hashes: dict[tuple[str, str], str]) -> Iterator[list[StreamJob]]:

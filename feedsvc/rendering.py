@@ -27,6 +27,7 @@ import pickle
 import tempfile
 import threading
 import warnings
+import zlib
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -65,6 +66,9 @@ Result = ParsedNote | NoteError
 # (None: the text still holds its body), the source's max_file_bytes
 StreamJob = tuple[NoteFile, NoteText, str, str | None, int]
 Rendered = tuple[Result, bool]  # the result; True if the file changed since it was planned
+# a rendered chunk as it travels: its size, the indexes (in the chunk) of stale notes, and the
+# results pickled and compressed by the worker (the parent only keeps it for the store)
+Packed = tuple[int, list[int], bytes]
 IN_FLIGHT_PER_WORKER = 3
 
 _worker_state: tuple[LinkResolver, ContentSettings] | None = None
@@ -131,10 +135,21 @@ def _render_in_pool(chunks: list[list[Job]], jobs: Sequence[Job], resolver: Link
     return results
 
 
-def _render_stream_chunk(jobs: list[StreamJob]) -> list[Rendered]:
+def _render_stream_chunk(jobs: list[StreamJob]) -> Packed:
     assert _worker_state is not None
     resolver, settings = _worker_state
-    return [render_stream_job(job, resolver, settings) for job in jobs]
+    return pack([render_stream_job(job, resolver, settings) for job in jobs])
+
+
+def pack(rendered: list[Rendered]) -> Packed:
+    stale = [i for i, (_, changed) in enumerate(rendered) if changed]
+    data = pickle.dumps([result for result, _ in rendered], protocol=pickle.HIGHEST_PROTOCOL)
+    return len(rendered), stale, zlib.compress(data, 1)
+
+
+def unpack(data: bytes) -> list[Result]:
+    results: list[Result] = pickle.loads(zlib.decompress(data))
+    return results
 
 
 def render_stream_job(job: StreamJob, resolver: LinkResolver,
@@ -171,10 +186,10 @@ def _reread(note: NoteFile, file_hash: str, max_bytes: int,
 
 def render_stream(jobs: Iterable[list[StreamJob]], resolver: LinkResolver,
                   settings: ContentSettings, *, parallel: bool,
-                  workers: int | None = None) -> Iterator[list[Rendered]]:
-    """Render chunks of jobs, yielding each chunk's results in order. With `parallel` (and
-    two cores or more) one forked pool renders them, at most IN_FLIGHT_PER_WORKER chunks per
-    worker ahead of the consumer; otherwise, or if the pool breaks, in-process."""
+                  workers: int | None = None) -> Iterator[Packed]:
+    """Render chunks of jobs, yielding each chunk's packed results in order. With `parallel`
+    (and two cores or more) one forked pool renders them, at most IN_FLIGHT_PER_WORKER chunks
+    per worker ahead of the consumer; otherwise, or if the pool breaks, in-process."""
     workers = worker_count() if workers is None else workers
 
     def local(job: StreamJob) -> Rendered:
@@ -182,11 +197,12 @@ def render_stream(jobs: Iterable[list[StreamJob]], resolver: LinkResolver,
 
     if not parallel or workers < 2:
         for chunk in jobs:
-            yield [local(job) for job in chunk]
+            yield pack([local(job) for job in chunk])
         return
     with _pool_lock:
         _init_worker(resolver, settings)  # forked workers inherit it; nothing is pickled
-        yield from _stream_in_pool(_render_stream_chunk, iter(jobs), local, workers)
+        yield from _stream_in_pool(_render_stream_chunk, iter(jobs),
+                                   lambda chunk: pack([local(job) for job in chunk]), workers)
 
 
 ReadOutcome = tuple[str, NoteText | None, NoteError | None]  # file hash, text, or the error
@@ -228,19 +244,19 @@ def read_stream(notes: Sequence[NoteFile], max_bytes: int, settings: ContentSett
               for i in range(0, len(notes), READ_CHUNK))
     with _pool_lock:
         _init_worker(NoLinks(), settings)
-        for chunk in _stream_in_pool(_read_chunk, chunks,
-                                     lambda job: read_one(job[0], job[1], settings), workers):
+        for chunk in _stream_in_pool(_read_chunk, chunks, lambda jobs: [
+                read_one(note, max_bytes, settings) for note, max_bytes in jobs], workers):
             yield from chunk
 
 
-def _stream_in_pool(func: Callable[[list[J]], list[R]], chunks: Iterator[list[J]],
-                    local: Callable[[J], R], workers: int) -> Iterator[list[R]]:
+def _stream_in_pool(func: Callable[[list[J]], R], chunks: Iterator[list[J]],
+                    local: Callable[[list[J]], R], workers: int) -> Iterator[R]:
     """func over chunks in a forked pool, results in order, a bounded number in flight;
-    in-process (local per job) from the first chunk not done if the pool breaks."""
+    in-process (local) from the first chunk not done if the pool breaks."""
     gc.collect()
     gc.freeze()  # the workers' collector leaves the parent's objects (and their pages) alone
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    pending: deque[tuple[list[J], Future[list[R]]]] = deque()
+    pending: deque[tuple[list[J], Future[R]]] = deque()
     unsent: list[J] | None = None
     finished = False
     try:
@@ -265,12 +281,12 @@ def _stream_in_pool(func: Callable[[list[J]], list[R]], chunks: Iterator[list[J]
         pool.shutdown(wait=False, cancel_futures=True)
         left = [chunk for chunk, _ in pending] + ([unsent] if unsent is not None else [])
         for chunk in itertools.chain(left, chunks):
-            yield [local(job) for job in chunk]
+            yield local(chunk)
     finally:
         pool.shutdown(wait=finished, cancel_futures=not finished)
 
 
-def _next_done(pending: deque[tuple[list[J], Future[list[R]]]]) -> list[R]:
+def _next_done(pending: deque[tuple[list[J], Future[R]]]) -> R:
     chunk, future = pending[0]
     result = future.result()
     pending.popleft()
