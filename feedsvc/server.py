@@ -30,6 +30,7 @@ from feedsvc.scheduler import owner_id
 from feedsvc.shared import ServeState
 from feedsvc.store import open_store
 from feedsvc.urls import Urls
+from feedsvc.watcher import SourceWatcher
 from feedsvc.websub import WebSubNotifier
 
 logger = logging.getLogger(__name__)
@@ -175,14 +176,18 @@ def _scanner_main(config: Config, state: ServeState, owner: str, parent: int) ->
                               lease_seconds=config.scheduler.lease_seconds, scan_on_lease=True)
     scheduler.on_lease = state.set_leader
     pump = RequestPump(scanner, state, lambda: scheduler.is_leader)
+    # watch = true sources: events become targeted requests, only while we hold the lease
+    watcher = SourceWatcher(config.sources, scanner.request, is_leader=lambda: scheduler.is_leader)
     scheduler.start()
     pump.start()
+    watcher.start()
     logger.info("scanner started: owner=%s lease_seconds=%s", owner,
                 config.scheduler.lease_seconds)
     while not stop.wait(1.0):
         if os.getppid() != parent:
             break
     pump.stop()
+    watcher.stop()
     state.set_leader(False)
     scanner.wait_idle(SCANNER_STOP_SECONDS)
     scheduler.shutdown()  # releases the lease: a standby takes it at its next heartbeat
