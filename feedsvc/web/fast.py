@@ -158,15 +158,23 @@ class FastPath:
         if prepared is not None and len(prepared.key) == len(key) and all(
                 a is b for a, b in zip(prepared.key, key)):
             return prepared
+        # the same body and gzip with brotli now ready (publishing.py makes it in the
+        # background): keep the identity and gzip answers, prepare the br ones only
+        reuse = prepared if prepared is not None and len(key) == len(prepared.key) == 3 and all(
+            a is b for a, b in zip(prepared.key[:-1], key[:-1])) else None
         with self._lock:
-            return self._prepare(path, key, etag, modified, has_gzip, has_br)
+            return self._prepare(path, key, etag, modified, has_gzip, has_br, reuse)
 
     def _prepare(self, path: str, key: tuple[object, ...], etag: str, modified: Any,
-                 has_gzip: bool, has_br: bool) -> _Prepared | None:
+                 has_gzip: bool, has_br: bool, reuse: _Prepared | None = None
+                 ) -> _Prepared | None:
         codings = [None] + (["gzip"] if has_gzip else []) + (["br"] if has_br else [])
         ok: dict[str | None, tuple[str, list[tuple[str, str]], bytes]] = {}
         not_modified: dict[str | None, tuple[str, list[tuple[str, str]]]] = {}
         for coding in codings:
+            if reuse is not None and coding in reuse.ok:
+                ok[coding], not_modified[coding] = reuse.ok[coding], reuse.not_modified[coding]
+                continue
             status, headers, body = self._run(path, {"Accept-Encoding": CODINGS[coding]})
             tag = dict(headers).get("ETag")
             if not status.startswith("200") or tag is None:
@@ -177,7 +185,8 @@ class FastPath:
             if not status304.startswith("304"):
                 return None
             not_modified[coding] = (status304, headers304)
-        if not dict(ok[None][1]).get("ETag", "").startswith(etag[:-1]):
+        if not all(dict(headers).get("ETag", "").startswith(etag[:-1])
+                   for _, headers, _ in ok.values()):
             return None  # the store moved on while preparing: prepare again next time
         prepared = _Prepared(key=key, etag=etag, last_modified=modified, has_gzip=has_gzip,
                              has_br=has_br, ok=ok, not_modified=not_modified)
