@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gzip
+import itertools
 import logging
 import threading
 import time
@@ -39,6 +40,10 @@ logger = logging.getLogger(__name__)
 EMPTY_OPML_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 REVISION_TTL_SECONDS = 1.0  # how stale another process's change may look here
 BROTLI_QUALITY = 9
+# Per process: the served feeds kept (body + gzip + br bytes, least recently used dropped
+# first). Category feeds are few; tag feeds are many and mostly cold: a dropped one is
+# rendered again on its next request. Bounds `serve`'s memory at any corpus size.
+FEED_CACHE_BYTES = 32 * 1024 * 1024
 
 try:
     import brotli
@@ -56,6 +61,10 @@ class ServedFeed:
     br: bytes | None
     revision: int
     signature: str
+
+    @property
+    def size(self) -> int:
+        return len(self.rendered.body) + len(self.gzip) + len(self.br or b"")
 
 
 def site_urls(config: Config, store: Store) -> Urls:
@@ -84,6 +93,9 @@ class Publisher:
         self.clock = clock
         self.urls = site_urls(config, store)
         self._cache: dict[tuple[str, FeedFormat], ServedFeed] = {}
+        self.cache_bytes = FEED_CACHE_BYTES
+        self._used: dict[tuple[str, FeedFormat], int] = {}  # key -> tick of its last use
+        self._ticks = itertools.count()
         self._lock = threading.Lock()
         self.renders = 0
         self._revision = -1
@@ -122,6 +134,7 @@ class Publisher:
         key = (slug, fmt)
         cached = self._cache.get(key)
         if cached is not None and cached.revision == revision:
+            self._used[key] = next(self._ticks)  # a dict store: no lock on the hot path
             return cached
         with self._lock:
             cached = self._cache.get(key)
@@ -146,9 +159,26 @@ class Publisher:
                         break
                     state = again
             self._cache[key] = served
+            self._used[key] = next(self._ticks)
+            self._bound(keep=key)
             if served.br is None:
                 self._compress_later(key, served)
             return served
+
+    def _bound(self, keep: tuple[str, FeedFormat]) -> None:
+        """Under self._lock: drop least recently used feeds beyond cache_bytes (never `keep`)."""
+        total = sum(served.size for served in self._cache.values())
+        if total <= self.cache_bytes:
+            return
+        for key in sorted(self._cache, key=lambda k: self._used.get(k, -1)):
+            if total <= self.cache_bytes:
+                break
+            if key != keep:
+                total -= self._cache.pop(key).size
+                self._used.pop(key, None)
+
+    def cached_bytes(self) -> int:
+        return sum(served.size for served in list(self._cache.values()))
 
     def _compress_later(self, key: tuple[str, FeedFormat], served: ServedFeed) -> None:
         """Called under self._lock: queue the brotli pass of `served` (once per body)."""
@@ -172,6 +202,7 @@ class Publisher:
             # only onto the very body it was made from: a newer render keeps its own pass
             if br is not None and cached is not None and cached.rendered is rendered:
                 self._cache[key] = dataclasses.replace(cached, br=br)
+                self._bound(keep=key)
 
     def wait_compressed(self, timeout: float = 10.0) -> bool:
         """Block until no brotli pass is queued or running (tests, export)."""

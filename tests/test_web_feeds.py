@@ -187,3 +187,31 @@ def test_opml_is_cached_per_change_and_has_validators(
     scanner.run()
     second = client.get("/feeds.opml", headers={"If-None-Match": first.headers["ETag"]})
     assert second.status_code == 200 and b"feeds/go.atom" in second.data
+
+
+def test_feed_caches_are_bounded_by_bytes_and_a_dropped_feed_renders_alike(
+        client: Any, two_categories: None) -> None:
+    services = client.application.extensions["feedsvc"]
+    publisher, fast = services.publisher, client.application.wsgi_app
+    paths = [f"/feeds/{slug}.{fmt}" for slug in ("all", "nlp", "python")
+             for fmt in ("rss", "atom", "json")]
+    first = {p: client.get(p, headers={"Accept-Encoding": "gzip"}) for p in paths}
+    publisher.wait_compressed(10)
+    one = max(served.size for served in publisher._cache.values())
+    publisher.cache_bytes = fast.prepared_bytes = 2 * one  # room for about two feeds
+    publisher._cache.clear()
+    fast._prepared.clear()
+    renders = publisher.renders
+    for p in paths:
+        again = client.get(p, headers={"Accept-Encoding": "gzip"})
+        assert again.data == first[p].data and again.headers["ETag"] == first[p].headers["ETag"]
+        assert publisher.cached_bytes() <= 3 * one
+        assert sum(prepared.size for prepared in fast._prepared.values()) <= 3 * one * 3
+    # a cached feed was dropped and rendered again, with the same bytes and validators
+    for p in paths:
+        again = client.get(p, headers={"Accept-Encoding": "gzip"})
+        assert again.data == first[p].data and again.headers["ETag"] == first[p].headers["ETag"]
+        assert client.get(p, headers={"If-None-Match": first[p].headers["ETag"]}
+                          ).status_code == 304
+    assert publisher.renders > renders
+    assert len(publisher._cache) < len(paths)
