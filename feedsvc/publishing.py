@@ -30,6 +30,7 @@ from feedsvc.feeds.info import ttl_minutes
 from feedsvc.model import Category
 from feedsvc.model import Clock
 from feedsvc.model import FeedFormat
+from feedsvc.process import release_memory
 from feedsvc.store import ALL
 from feedsvc.store import TAG_PREFIX
 from feedsvc.store import Store
@@ -43,7 +44,7 @@ BROTLI_QUALITY = 9
 # Per process: the served feeds kept (body + gzip + br bytes, least recently used dropped
 # first). Category feeds are few; tag feeds are many and mostly cold: a dropped one is
 # rendered again on its next request. Bounds `serve`'s memory at any corpus size.
-FEED_CACHE_BYTES = 32 * 1024 * 1024
+FEED_CACHE_BYTES = 24 * 1024 * 1024
 
 try:
     import brotli
@@ -203,6 +204,9 @@ class Publisher:
             if br is not None and cached is not None and cached.rendered is rendered:
                 self._cache[key] = dataclasses.replace(cached, br=br)
                 self._bound(keep=key)
+            idle = not self._br_pending
+        if idle:  # a render's and compression's temporaries go back to the OS
+            release_memory()
 
     def wait_compressed(self, timeout: float = 10.0) -> bool:
         """Block until no brotli pass is queued or running (tests, export)."""

@@ -22,6 +22,7 @@ from typing import Any
 from feedsvc.config import Config
 from feedsvc.process import die_with_parent
 from feedsvc.process import limit_malloc_arenas
+from feedsvc.process import release_memory
 from feedsvc.relay import Relay
 from feedsvc.relay import RequestPump
 from feedsvc.scan import Scanner
@@ -171,6 +172,7 @@ def _scanner_main(config: Config, state: ServeState, owner: str, parent: int) ->
     websub = WebSubNotifier(config.websub.hubs, Urls(config.site.base_url))
     scanner = Scanner(config, store, on_feeds_changed=websub.notify)
     scanner.store_listeners.append(state.bump)
+    scanner.listeners.append(_after_scan)
     mirror = _attach_mirror(config, store, scanner)
     scheduler = FeedScheduler(scanner, poll_seconds=config.scheduler.poll_seconds, owner=owner,
                               lease_seconds=config.scheduler.lease_seconds, scan_on_lease=True)
@@ -194,6 +196,10 @@ def _scanner_main(config: Config, state: ServeState, owner: str, parent: int) ->
     if mirror is not None:
         mirror.stop()
     store.close()
+
+
+def _after_scan(report: object) -> None:
+    release_memory()  # the scan's high-water mark goes back to the OS
 
 
 def _attach_mirror(config: Config, store: Any, scanner: Scanner) -> Any:
