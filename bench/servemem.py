@@ -3,7 +3,7 @@ tag; every format), the OPML, every digest and tag page and the entry pages (all
 --entries N of them) with the media they show requested, then the memory of the whole process
 tree (the granian master, its workers and the scanner process): RSS and PSS summed.
 
-    python bench/servemem.py --notes 100000 [--entries N] [--clients 4]
+    python bench/servemem.py --notes 100000 [--entries N] [--tag-pages N] [--clients 4]
 
 The store is built once by `feedsvc scan` under --workdir (webside-servemem-<notes>/) and
 reused by later runs (a first scan of 100k notes takes minutes); the serve's own start-up scan
@@ -154,6 +154,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--entries", type=int, default=0,
                         help="entry pages to request (a random sample); 0 = all")
+    parser.add_argument("--tag-pages", type=int, default=0,
+                        help="tag pages (digest style) to request (a random sample); 0 = all")
     parser.add_argument("--clients", type=int, default=4, help="concurrent keep-alive clients")
     parser.add_argument("--limit-mib", type=float, default=400.0)
     args = parser.parse_args()
@@ -184,10 +186,16 @@ def main() -> None:
         entries = families.get("entry pages", [])
         if args.entries and args.entries < len(entries):
             entries = random.Random(args.seed).sample(entries, args.entries)
+        tags = families.get("tag feeds and pages", [])
+        tag_feeds = [p for p in tags if p.startswith("/feeds/")]
+        tag_pages = [p for p in tags if not p.startswith("/feeds/")]
+        if args.tag_pages and args.tag_pages < len(tag_pages):
+            tag_pages = random.Random(args.seed).sample(tag_pages, args.tag_pages)
         media: set[str] = set()
         for label, paths, found in (
                 ("feeds", families.get("feeds", []), None),
-                ("tag feeds and pages", families.get("tag feeds and pages", []), None),
+                ("tag feeds", tag_feeds, None),
+                ("tag pages", tag_pages, None),
                 ("digest pages", families.get("digest pages", []), None),
                 ("entry pages", entries, media)):
             started = time.monotonic()
@@ -199,8 +207,8 @@ def main() -> None:
         summary(f"after {len(media)} media files ({time.monotonic() - started:.0f} s)",
                 server.pid, peak)
         # everything once more: the caches are full now; this is the steady state
-        again = [p for ps in families.values() for p in ps if not p.startswith("/entries/")]
-        fetch_all(base, again + entries[:2000], args.clients, None, statuses)
+        again = families.get("feeds", []) + tag_feeds + families.get("digest pages", [])[:2000]
+        fetch_all(base, again + tag_pages[:2000] + entries[:2000], args.clients, None, statuses)
         rss, pss = summary("after a second round", server.pid, peak)
         stop.set()
         print("\nper process:")
