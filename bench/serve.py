@@ -5,7 +5,9 @@ Flask app under gunicorn (2 sync workers) and from nginx serving a copied file, 
     python bench/serve.py --notes 10000 [--seconds 10] [--connections 16]
 
 Measures a GET and a conditional GET (If-None-Match -> 304) on each, prints requests/s with
-p50/p99 latency and the ratios feedsvc / the others. Needs gunicorn (pip) and nginx (Debian).
+p50/p99 latency and the ratios feedsvc / the others, for the feed nearest 100 KB and the
+largest feed; then runs bench/mirror.py (nginx on the static mirror vs on a copied file).
+Needs gunicorn (pip) and nginx (Debian).
 """
 
 from __future__ import annotations
@@ -159,27 +161,33 @@ def wait_up(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    corpus_args(parser)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2, help="feedsvc serve --workers")
-    parser.add_argument("--feed", default="3d-model", help="category slug to load")
-    args = parser.parse_args()
-    port = free_port()
-    config = prepare(args, port)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    servers = [subprocess.Popen([sys.executable, "-m", "feedsvc", "--log-level", "WARNING", "serve",
-                                 "--config", str(config), "--port", str(port),
-                                 "--workers", str(args.workers)], env=env)]
-    base = f"http://127.0.0.1:{port}"
+def entries(body: bytes) -> int:
+    return body.count(b"<entry>") or body.count(b"<item>") or body.count(b'"content_html"')
+
+
+def pick_feeds(base: str) -> list[str]:
+    """The feed (any format) nearest 100 KB and the largest, as "<slug>.<ext>"."""
+    opml = requests.get(f"{base}/feeds.opml", timeout=10).text
+    slugs = ["all"] + sorted(set(re.findall(r"/feeds/([^/\".]+)\.rss", opml)))
+    sizes = {}
+    for slug in slugs:
+        for ext in ("rss", "atom", "json"):
+            response = requests.get(f"{base}/feeds/{slug}.{ext}", timeout=30,
+                                    headers={"Accept-Encoding": "identity"})
+            sizes[f"{slug}.{ext}"] = len(response.content)
+    near = min(sizes, key=lambda k: abs(sizes[k] - 100_000))
+    largest = max(sizes, key=lambda k: sizes[k])
+    return [near] if near == largest else [near, largest]
+
+
+def compare(args: argparse.Namespace, base: str, feed: str, work: Path,
+            env: dict[str, str]) -> None:
+    """feedsvc vs plain Flask vs nginx on one feed's bytes."""
+    servers: list[subprocess.Popen[bytes]] = []
+    url = f"{base}/feeds/{feed if '.' in feed else feed + '.atom'}"
     try:
-        wait_for_first_scan(base, 120)
-        url = f"{base}/feeds/{args.feed}.atom"
         first = requests.get(url, timeout=10, headers={"Accept-Encoding": "identity"})
         etag = first.headers["ETag"]
-        work = Path(str(config)).parent
         body = work / "feed.atom"
         body.write_bytes(first.content)
         flask_port, nginx_port = free_port(), free_port()
@@ -194,7 +202,7 @@ def main() -> None:
         wait_up(f"http://127.0.0.1:{nginx_port}/feed.atom")
         nginx_etag = requests.get(f"http://127.0.0.1:{nginx_port}/feed.atom", timeout=5).headers["ETag"]
         load = wrk if shutil.which("wrk") else python_load
-        print(f"feed: {url} ({len(first.content)} bytes, {first.content.count(b'<entry>')} entries), "
+        print(f"feed: {url} ({len(first.content)} bytes, {entries(first.content)} entries), "
               f"{args.notes}-note corpus; load: {'wrk' if load is wrk else 'python clients'}, "
               f"{args.connections} connections, {args.seconds} s each")
         targets = [
@@ -222,6 +230,40 @@ def main() -> None:
         for server in servers:
             server.terminate()
             server.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    corpus_args(parser)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="feedsvc serve --workers")
+    parser.add_argument("--feed", default="auto",
+                        help="<slug>.<ext> to load (default: the one nearest 100 KB and the largest)")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="skip nginx on the static mirror vs on a copied file (bench/mirror.py)")
+    args = parser.parse_args()
+    port = free_port()
+    config = prepare(args, port)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    servers = [subprocess.Popen([sys.executable, "-m", "feedsvc", "--log-level", "WARNING", "serve",
+                                 "--config", str(config), "--port", str(port),
+                                 "--workers", str(args.workers)], env=env)]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_first_scan(base, 120)
+        feeds = [args.feed] if args.feed != "auto" else pick_feeds(base)
+        for feed in feeds:
+            compare(args, base, feed, Path(str(config)).parent, env)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+    if not args.no_mirror:  # nginx on the mirror vs nginx on a copied file (goal: within 10%)
+        print("\nnginx on the static mirror (config/nginx.conf) vs on a copied file:", flush=True)
+        subprocess.run([sys.executable, str(Path(__file__).with_name("mirror.py")), "--notes",
+                        str(args.notes), "--seed", str(args.seed), "--workdir", str(args.workdir),
+                        "--duration", str(args.seconds)], check=True)
 
 
 if __name__ == "__main__":

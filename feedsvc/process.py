@@ -50,3 +50,26 @@ def die_with_parent(expected_parent: int) -> None:
             pass  # not Linux: the scanner also checks its parent once a second
     if os.getppid() != expected_parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+_TRIM_MIN_SECONDS = 2.0
+_last_trim = [0.0]
+
+
+def release_memory() -> bool:
+    """Hand freed heap pages back to the OS (glibc malloc_trim) after a burst of allocations
+    (a scan, a feed render), at most every couple of seconds; False where not glibc or skipped.
+    The resident size then follows what is live, not the high-water mark of the burst."""
+    import time
+
+    now = time.monotonic()
+    if now - _last_trim[0] < _TRIM_MIN_SECONDS:
+        return False
+    _last_trim[0] = now
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        return bool(ctypes.CDLL(name).malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

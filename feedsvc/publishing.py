@@ -6,11 +6,15 @@ other feeds' bytes and validators untouched. Shared by the web app and `feedsvc 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
+import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from feedsvc.config import Config
@@ -26,14 +30,21 @@ from feedsvc.feeds.info import ttl_minutes
 from feedsvc.model import Category
 from feedsvc.model import Clock
 from feedsvc.model import FeedFormat
+from feedsvc.process import release_memory
 from feedsvc.store import ALL
 from feedsvc.store import TAG_PREFIX
 from feedsvc.store import Store
 from feedsvc.urls import Urls
 from feedsvc.urls import default_authority
 
+logger = logging.getLogger(__name__)
 EMPTY_OPML_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 REVISION_TTL_SECONDS = 1.0  # how stale another process's change may look here
+BROTLI_QUALITY = 9
+# Per process: the served feeds kept (body + gzip + br bytes, least recently used dropped
+# first). Category feeds are few; tag feeds are many and mostly cold: a dropped one is
+# rendered again on its next request. Bounds `serve`'s memory at any corpus size.
+FEED_CACHE_BYTES = 24 * 1024 * 1024
 
 try:
     import brotli
@@ -43,13 +54,18 @@ except ImportError:  # brotli is optional: gzip alone is fine
 
 @dataclass(frozen=True, slots=True)
 class ServedFeed:
-    """A rendered feed plus its compressed variants, made once per change."""
+    """A rendered feed plus its compressed variants, made once per change. `br` is None until
+    the background pass has made it (see Publisher): until then `br` clients get gzip."""
 
     rendered: RenderedFeed
     gzip: bytes
     br: bytes | None
     revision: int
     signature: str
+
+    @property
+    def size(self) -> int:
+        return len(self.rendered.body) + len(self.gzip) + len(self.br or b"")
 
 
 def site_urls(config: Config, store: Store) -> Urls:
@@ -59,8 +75,17 @@ def site_urls(config: Config, store: Store) -> Urls:
                                                   site.id_authority))
 
 
+def brotli_compress(body: bytes) -> bytes:
+    return bytes(brotli.compress(body, quality=BROTLI_QUALITY))
+
+
 class Publisher:
-    """Renders and caches feeds; thread-safe."""
+    """Renders and caches feeds; thread-safe.
+
+    The request that renders a feed waits for the body and its gzip form only: brotli (several
+    times slower at quality 9) is made on one background thread and swapped into the cached
+    ServedFeed when done, so `br` is served from the next request on. The ETag is per coding
+    (caching.py), so no validator ever names two bodies."""
 
     def __init__(self, config: Config, store: Store, clock: Clock,
                  changes: Callable[[], int] | None = None) -> None:
@@ -69,6 +94,9 @@ class Publisher:
         self.clock = clock
         self.urls = site_urls(config, store)
         self._cache: dict[tuple[str, FeedFormat], ServedFeed] = {}
+        self.cache_bytes = FEED_CACHE_BYTES
+        self._used: dict[tuple[str, FeedFormat], int] = {}  # key -> tick of its last use
+        self._ticks = itertools.count()
         self._lock = threading.Lock()
         self.renders = 0
         self._revision = -1
@@ -78,6 +106,11 @@ class Publisher:
         # memory), so every worker re-reads the revision at once after a local change
         self.changes = changes
         self._changes_seen = changes() if changes is not None else 0
+        self.compress_br: Callable[[bytes], bytes] | None = (
+            brotli_compress if brotli is not None else None)
+        self.background_br = True  # False (the mirror, export): brotli inline, as it renders
+        self._br_pool: ThreadPoolExecutor | None = None  # made on first use (after any fork)
+        self._br_pending: set[int] = set()  # id() of the RenderedFeeds being compressed
 
     def invalidate(self) -> None:
         """This process changed the store: read the revision again on the next request."""
@@ -102,6 +135,7 @@ class Publisher:
         key = (slug, fmt)
         cached = self._cache.get(key)
         if cached is not None and cached.revision == revision:
+            self._used[key] = next(self._ticks)  # a dict store: no lock on the hot path
             return cached
         with self._lock:
             cached = self._cache.get(key)
@@ -126,7 +160,63 @@ class Publisher:
                         break
                     state = again
             self._cache[key] = served
+            self._used[key] = next(self._ticks)
+            self._bound(keep=key)
+            if served.br is None:
+                self._compress_later(key, served)
             return served
+
+    def _bound(self, keep: tuple[str, FeedFormat]) -> None:
+        """Under self._lock: drop least recently used feeds beyond cache_bytes (never `keep`)."""
+        total = sum(served.size for served in self._cache.values())
+        if total <= self.cache_bytes:
+            return
+        for key in sorted(self._cache, key=lambda k: self._used.get(k, -1)):
+            if total <= self.cache_bytes:
+                break
+            if key != keep:
+                total -= self._cache.pop(key).size
+                self._used.pop(key, None)
+
+    def cached_bytes(self) -> int:
+        return sum(served.size for served in list(self._cache.values()))
+
+    def _compress_later(self, key: tuple[str, FeedFormat], served: ServedFeed) -> None:
+        """Called under self._lock: queue the brotli pass of `served` (once per body)."""
+        if self.compress_br is None or id(served.rendered) in self._br_pending:
+            return
+        if self._br_pool is None:
+            self._br_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedsvc-brotli")
+        self._br_pending.add(id(served.rendered))
+        self._br_pool.submit(self._compress, key, served.rendered, self.compress_br)
+
+    def _compress(self, key: tuple[str, FeedFormat], rendered: RenderedFeed,
+                  compress: Callable[[bytes], bytes]) -> None:
+        try:
+            br: bytes | None = compress(rendered.body)  # brotli releases the GIL meanwhile
+        except Exception:  # gzip alone is fine: keep serving it
+            logger.exception("brotli compression failed: feed=%s.%s", key[0], key[1].value)
+            br = None
+        with self._lock:
+            self._br_pending.discard(id(rendered))
+            cached = self._cache.get(key)
+            # only onto the very body it was made from: a newer render keeps its own pass
+            if br is not None and cached is not None and cached.rendered is rendered:
+                self._cache[key] = dataclasses.replace(cached, br=br)
+                self._bound(keep=key)
+            idle = not self._br_pending
+        if idle:  # a render's and compression's temporaries go back to the OS
+            release_memory()
+
+    def wait_compressed(self, timeout: float = 10.0) -> bool:
+        """Block until no brotli pass is queued or running (tests, export)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._br_pending:
+                    return True
+            time.sleep(0.005)
+        return False
 
     def as_of(self) -> dt.datetime:
         """The moment feeds show entries for: the store's last validator refresh, not the
@@ -143,7 +233,9 @@ class Publisher:
             entries[0].category if entries else None)), entries, tombstones, self.urls)
         self.renders += 1
         compressed = gzip.compress(rendered.body, compresslevel=6, mtime=0)
-        br = brotli.compress(rendered.body, quality=9) if brotli is not None else None
+        br = None  # made by _compress in the background
+        if not self.background_br and self.compress_br is not None:
+            br = self.compress_br(rendered.body)
         return ServedFeed(rendered, compressed, br, revision, signature)
 
     def feed_info(self, slug: str, last_modified: dt.datetime,

@@ -22,6 +22,7 @@ from typing import Any
 from feedsvc.config import Config
 from feedsvc.process import die_with_parent
 from feedsvc.process import limit_malloc_arenas
+from feedsvc.process import release_memory
 from feedsvc.relay import Relay
 from feedsvc.relay import RequestPump
 from feedsvc.scan import Scanner
@@ -30,6 +31,7 @@ from feedsvc.scheduler import owner_id
 from feedsvc.shared import ServeState
 from feedsvc.store import open_store
 from feedsvc.urls import Urls
+from feedsvc.watcher import SourceWatcher
 from feedsvc.websub import WebSubNotifier
 
 logger = logging.getLogger(__name__)
@@ -170,25 +172,34 @@ def _scanner_main(config: Config, state: ServeState, owner: str, parent: int) ->
     websub = WebSubNotifier(config.websub.hubs, Urls(config.site.base_url))
     scanner = Scanner(config, store, on_feeds_changed=websub.notify)
     scanner.store_listeners.append(state.bump)
+    scanner.listeners.append(_after_scan)
     mirror = _attach_mirror(config, store, scanner)
     scheduler = FeedScheduler(scanner, poll_seconds=config.scheduler.poll_seconds, owner=owner,
                               lease_seconds=config.scheduler.lease_seconds, scan_on_lease=True)
     scheduler.on_lease = state.set_leader
     pump = RequestPump(scanner, state, lambda: scheduler.is_leader)
+    # watch = true sources: events become targeted requests, only while we hold the lease
+    watcher = SourceWatcher(config.sources, scanner.request, is_leader=lambda: scheduler.is_leader)
     scheduler.start()
     pump.start()
+    watcher.start()
     logger.info("scanner started: owner=%s lease_seconds=%s", owner,
                 config.scheduler.lease_seconds)
     while not stop.wait(1.0):
         if os.getppid() != parent:
             break
     pump.stop()
+    watcher.stop()
     state.set_leader(False)
     scanner.wait_idle(SCANNER_STOP_SECONDS)
     scheduler.shutdown()  # releases the lease: a standby takes it at its next heartbeat
     if mirror is not None:
         mirror.stop()
     store.close()
+
+
+def _after_scan(report: object) -> None:
+    release_memory()  # the scan's high-water mark goes back to the OS
 
 
 def _attach_mirror(config: Config, store: Any, scanner: Scanner) -> Any:

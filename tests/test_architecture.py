@@ -14,7 +14,7 @@ LAYERS: list[set[str]] = [
     {"urls", "webhook", "metrics"},
     {"sources", "content", "store", "feeds", "dating"},
     {"scan", "pipeline", "planning", "siteindex", "rendering", "publishing", "websub", "mediasync"},
-    {"scheduler", "web", "export", "relay"},
+    {"scheduler", "web", "export", "relay", "watcher"},  # watcher: watch = true sources
     {"server"},  # the pre-fork server: wires scheduler, relay and web per process
     {"cli"},
     {"__main__"},

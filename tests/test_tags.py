@@ -110,16 +110,19 @@ def test_tag_feed_validators_and_304(tagged: LiveServer, notes: NotesDir) -> Non
     assert get(tagged, "/feeds/tags/x.atom", **{"If-None-Match": etag}).status_code == 304
     assert get(tagged, "/feeds/tags/x.atom", **{
         "If-Modified-Since": first.headers["Last-Modified"]}).status_code == 304
-    before = {slug: get(tagged, f"/feeds/tags/{slug}.atom").headers["ETag"]
+    def body_tag(response: Any) -> str:  # the coding suffix moves -gz -> -br once br is ready
+        return re.sub(r'-(gz|br)"$', '"', response.headers["ETag"])
+
+    before = {slug: body_tag(get(tagged, f"/feeds/tags/{slug}.atom"))
               for slug in ("x", "machine-learning")}
     # a no-change scan and a change to another tag leave this tag's validators alone
     scan(tagged)
     notes.write("NLP/new.md", "新", title="New", date="2025-02-01", tags=["x"])
     scan(tagged)
-    assert get(tagged, "/feeds/tags/machine-learning.atom").headers["ETag"] == \
+    assert body_tag(get(tagged, "/feeds/tags/machine-learning.atom")) == \
         before["machine-learning"]
     moved = get(tagged, "/feeds/tags/x.atom")
-    assert moved.headers["ETag"] != before["x"]
+    assert body_tag(moved) != before["x"]
     assert moved.headers["Last-Modified"] == "Fri, 31 Jan 2025 16:00:00 GMT"
     assert [e.title for e in parse_ok(moved.content).entries] == ["New", "A"]
 

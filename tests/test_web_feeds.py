@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 from typing import Any
 
 import brotli
@@ -70,6 +71,7 @@ def test_compression_is_negotiated(client: Any, two_categories: None) -> None:
     assert gz.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(gz.data) == plain.data
     assert gz.headers["ETag"] != plain.headers["ETag"]
+    assert client.application.extensions["feedsvc"].publisher.wait_compressed(10)
     br = client.get("/feeds/all.atom", headers={"Accept-Encoding": "gzip, br"})
     assert br.headers["Content-Encoding"] == "br"
     assert brotli.decompress(br.data) == plain.data
@@ -80,6 +82,38 @@ def test_compression_is_negotiated(client: Any, two_categories: None) -> None:
         "If-None-Match": gz.headers["ETag"]}).status_code == 304
     assert "Content-Encoding" not in client.get(
         "/feeds/all.atom", headers={"Accept-Encoding": "gzip;q=0"}).headers
+
+
+def test_brotli_is_made_off_the_request_and_served_once_ready(client: Any,
+                                                             two_categories: None) -> None:
+    publisher = client.application.extensions["feedsvc"].publisher
+    release = threading.Event()
+    made: list[bytes] = []
+
+    def slow_brotli(body: bytes) -> bytes:
+        release.wait(10)
+        made.append(brotli.compress(body))
+        return made[-1]
+
+    publisher.compress_br = slow_brotli
+    asks_br = {"Accept-Encoding": "br, gzip"}
+    first = client.get("/feeds/nlp.json", headers=asks_br)  # answered before brotli is done
+    assert first.status_code == 200 and first.headers["Content-Encoding"] == "gzip"
+    assert first.headers["ETag"].endswith('-gz"') and first.headers["Vary"] == "Accept-Encoding"
+    plain = gzip.decompress(first.data)
+    release.set()
+    assert publisher.wait_compressed(10) and len(made) == 1
+    ready = client.get("/feeds/nlp.json", headers=asks_br)
+    assert ready.headers["Content-Encoding"] == "br" and ready.headers["ETag"].endswith('-br"')
+    assert brotli.decompress(ready.data) == plain and ready.data == made[0]
+    assert ready.headers["ETag"][:-4] == first.headers["ETag"][:-4]  # one body, two codings
+    # the gzip answer is unchanged, and either validator is a 304 in either coding
+    again = client.get("/feeds/nlp.json", headers={"Accept-Encoding": "gzip"})
+    assert again.data == first.data and again.headers["ETag"] == first.headers["ETag"]
+    for tag in (first.headers["ETag"], ready.headers["ETag"]):
+        assert client.get("/feeds/nlp.json", headers={**asks_br, "If-None-Match": tag}
+                          ).status_code == 304
+    assert len(made) == 1  # once per body
 
 
 def test_one_category_change_leaves_others_alone(client: Any, notes: NotesDir, scanner: Scanner,
@@ -153,3 +187,31 @@ def test_opml_is_cached_per_change_and_has_validators(
     scanner.run()
     second = client.get("/feeds.opml", headers={"If-None-Match": first.headers["ETag"]})
     assert second.status_code == 200 and b"feeds/go.atom" in second.data
+
+
+def test_feed_caches_are_bounded_by_bytes_and_a_dropped_feed_renders_alike(
+        client: Any, two_categories: None) -> None:
+    services = client.application.extensions["feedsvc"]
+    publisher, fast = services.publisher, client.application.wsgi_app
+    paths = [f"/feeds/{slug}.{fmt}" for slug in ("all", "nlp", "python")
+             for fmt in ("rss", "atom", "json")]
+    first = {p: client.get(p, headers={"Accept-Encoding": "gzip"}) for p in paths}
+    publisher.wait_compressed(10)
+    one = max(served.size for served in publisher._cache.values())
+    publisher.cache_bytes = fast.prepared_bytes = 2 * one  # room for about two feeds
+    publisher._cache.clear()
+    fast._prepared.clear()
+    renders = publisher.renders
+    for p in paths:
+        again = client.get(p, headers={"Accept-Encoding": "gzip"})
+        assert again.data == first[p].data and again.headers["ETag"] == first[p].headers["ETag"]
+        assert publisher.cached_bytes() <= 3 * one
+        assert sum(prepared.size for prepared in fast._prepared.values()) <= 3 * one * 3
+    # a cached feed was dropped and rendered again, with the same bytes and validators
+    for p in paths:
+        again = client.get(p, headers={"Accept-Encoding": "gzip"})
+        assert again.data == first[p].data and again.headers["ETag"] == first[p].headers["ETag"]
+        assert client.get(p, headers={"If-None-Match": first[p].headers["ETag"]}
+                          ).status_code == 304
+    assert publisher.renders > renders
+    assert len(publisher._cache) < len(paths)

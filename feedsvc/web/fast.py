@@ -8,6 +8,7 @@ by the same functions the view uses, so both paths answer byte for byte alike. A
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -32,6 +33,10 @@ logger = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 CODINGS: dict[str | None, str] = {None: "identity", "gzip": "gzip", "br": "br"}
 MEMO_LIMIT = 512
+# Per process: the prepared answers kept (their bodies' bytes; least recently used dropped
+# first, prepared again on their next request). Their bodies are mostly the very bytes objects
+# publishing.py caches, so this rarely adds memory of its own; it bounds it when it would.
+PREPARED_BYTES = 24 * 1024 * 1024
 OPML_PATH = "/feeds.opml"
 FEED_RULE = "/feeds/<slug>.<ext>"  # the Flask rules these answers stand for, in /metrics
 INTERNAL = "feedsvc.internal"  # environ key of the requests that prepare answers: not counted
@@ -62,6 +67,10 @@ class _Prepared:
     ok: dict[str | None, tuple[str, list[tuple[str, str]], bytes]]
     not_modified: dict[str | None, tuple[str, list[tuple[str, str]]]]
 
+    @property
+    def size(self) -> int:
+        return sum(len(body) for _, _, body in self.ok.values())
+
 
 class FastPath:
     """Wraps app.wsgi_app; see the module docstring."""
@@ -71,6 +80,9 @@ class FastPath:
         self.inner: WSGIApp = app.wsgi_app
         self.services = services
         self._prepared: dict[str, _Prepared] = {}
+        self._used: dict[str, int] = {}  # path -> tick of its last use (LRU of _prepared)
+        self._ticks = itertools.count()
+        self.prepared_bytes = PREPARED_BYTES
         self._routes: dict[str, tuple[str, FeedFormat] | None] = {}
         self._codings: dict[tuple[str, bool], str | None] = {}
         self._lock = threading.Lock()
@@ -157,16 +169,25 @@ class FastPath:
         prepared = self._prepared.get(path)
         if prepared is not None and len(prepared.key) == len(key) and all(
                 a is b for a, b in zip(prepared.key, key)):
+            self._used[path] = next(self._ticks)
             return prepared
+        # the same body and gzip with brotli now ready (publishing.py makes it in the
+        # background): keep the identity and gzip answers, prepare the br ones only
+        reuse = prepared if prepared is not None and len(key) == len(prepared.key) == 3 and all(
+            a is b for a, b in zip(prepared.key[:-1], key[:-1])) else None
         with self._lock:
-            return self._prepare(path, key, etag, modified, has_gzip, has_br)
+            return self._prepare(path, key, etag, modified, has_gzip, has_br, reuse)
 
     def _prepare(self, path: str, key: tuple[object, ...], etag: str, modified: Any,
-                 has_gzip: bool, has_br: bool) -> _Prepared | None:
+                 has_gzip: bool, has_br: bool, reuse: _Prepared | None = None
+                 ) -> _Prepared | None:
         codings = [None] + (["gzip"] if has_gzip else []) + (["br"] if has_br else [])
         ok: dict[str | None, tuple[str, list[tuple[str, str]], bytes]] = {}
         not_modified: dict[str | None, tuple[str, list[tuple[str, str]]]] = {}
         for coding in codings:
+            if reuse is not None and coding in reuse.ok:
+                ok[coding], not_modified[coding] = reuse.ok[coding], reuse.not_modified[coding]
+                continue
             status, headers, body = self._run(path, {"Accept-Encoding": CODINGS[coding]})
             tag = dict(headers).get("ETag")
             if not status.startswith("200") or tag is None:
@@ -177,13 +198,26 @@ class FastPath:
             if not status304.startswith("304"):
                 return None
             not_modified[coding] = (status304, headers304)
-        if not dict(ok[None][1]).get("ETag", "").startswith(etag[:-1]):
+        if not all(dict(headers).get("ETag", "").startswith(etag[:-1])
+                   for _, headers, _ in ok.values()):
             return None  # the store moved on while preparing: prepare again next time
         prepared = _Prepared(key=key, etag=etag, last_modified=modified, has_gzip=has_gzip,
                              has_br=has_br, ok=ok, not_modified=not_modified)
         self._prepared[path] = prepared
+        self._used[path] = next(self._ticks)
         self.prepared_count += 1
+        self._bound(keep=path)
         return prepared
+
+    def _bound(self, keep: str) -> None:
+        """Under self._lock: drop least recently used answers beyond prepared_bytes."""
+        total = sum(p.size for p in self._prepared.values())
+        for path in sorted(self._prepared, key=lambda p: self._used.get(p, -1)):
+            if total <= self.prepared_bytes:
+                break
+            if path != keep:
+                total -= self._prepared.pop(path).size
+                self._used.pop(path, None)
 
     def _run(self, path: str, headers: dict[str, str]) -> tuple[str, list[tuple[str, str]], bytes]:
         """One request through Flask itself, captured."""

@@ -191,6 +191,9 @@ class MirrorWriter:
         self._digests: dict[str, bytes] = {}  # rel -> sha256 of the bytes on disk
         self._pages: dict[str, Page] = {}  # path -> page of the last sync, without body
         self._client = app.test_client()
+        # nothing waits on a mirror file being written: feeds get their brotli form inline,
+        # once, and the .br sibling is the very bytes the app serves
+        self.services.publisher.background_br = False
 
     def pages(self) -> Iterator[Page]:
         """Every page of the site: the families, then the links found in HTML pages."""
