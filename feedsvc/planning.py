@@ -90,9 +90,12 @@ def derived_id(source: str, rel_path: str) -> str:
 class SlugRegistry:
     """Entry slugs are unique per category; a clash gets a short hash of the id appended."""
 
-    def __init__(self, refs: Mapping[str, EntryRef]) -> None:
-        self._owner: dict[tuple[str, str], str] = {(r.category_slug, r.slug): r.id
-                                                   for r in refs.values()}
+    def __init__(self, refs: Mapping[str, EntryRef],
+                 owners: dict[tuple[str, str], str] | None = None) -> None:
+        """From every entry's ref, or over a kept (category slug, slug) -> id map, which
+        the registry then updates in place (SiteCache)."""
+        self._owner: dict[tuple[str, str], str] = owners if owners is not None else {
+            (r.category_slug, r.slug): r.id for r in refs.values()}
 
     def release(self, category_slug: str, slug: str, entry_id: str) -> None:
         if self._owner.get((category_slug, slug)) == entry_id:

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from collections import OrderedDict
@@ -165,20 +166,30 @@ class Store:
 
     # -- scan side ----------------------------------------------------------------------
 
-    def note_stats(self, source: str) -> dict[str, tuple[int, int]]:
-        """rel_path -> (size, mtime_ns): all a no-change rescan needs to compare."""
+    def note_stats(self, source: str,
+                   scope: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+        """rel_path -> (size, mtime_ns): all a no-change rescan needs to compare. With a
+        scope, only the notes at those paths or below them (a targeted scan)."""
         with self._read() as conn:
-            rows = conn.execute(select(notes.c.rel_path, notes.c.size, notes.c.mtime_ns)
-                                .where(notes.c.source == source))
-            return {path: (size, mtime) for path, size, mtime in rows}
+            query = select(notes.c.rel_path, notes.c.size, notes.c.mtime_ns).where(
+                notes.c.source == source)
+            if scope is not None:
+                query = query.where(entry_queries.scope_clause(conn, notes.c.rel_path, scope))
+            rows = conn.execute(query)
+            return {path: (size, mtime) for path, size, mtime in rows
+                    if scope is None or entry_queries.in_scope(path, scope)}
 
-    def load_notes(self, source: str) -> dict[str, StoredNote]:
+    def load_notes(self, source: str,
+                   scope: Sequence[str] | None = None) -> dict[str, StoredNote]:
         with self._read() as conn:
-            rows = conn.execute(select(notes).where(notes.c.source == source))
+            query = select(notes).where(notes.c.source == source)
+            if scope is not None:
+                query = query.where(entry_queries.scope_clause(conn, notes.c.rel_path, scope))
+            rows = conn.execute(query)
             return {r.rel_path: StoredNote(source=r.source, rel_path=r.rel_path, size=r.size,
                                            mtime_ns=r.mtime_ns, file_hash=r.file_hash,
                                            problem=r.problem, entry_id=r.entry_id)
-                    for r in rows}
+                    for r in rows if scope is None or entry_queries.in_scope(r.rel_path, scope)}
 
     def id_authority(self, default: str, configured: str = "") -> str:
         """The naming authority of entry ids, fixed once per store: the first caller's
@@ -217,6 +228,10 @@ class Store:
     def entry_refs(self, source: str | None = None) -> list[EntryRef]:
         with self._read() as conn:
             return entry_queries.entry_refs(conn, source)
+
+    def entry_refs_by_ids(self, ids: Iterable[str]) -> dict[str, EntryRef]:
+        with self._read() as conn:
+            return {r.id: r for r in entry_queries.refs_by_ids(conn, sorted(set(ids)))}
 
     def first_seen_times(self, ids: Iterable[str]) -> dict[str, dt.datetime]:
         ids = list(ids)
@@ -407,10 +422,12 @@ class Store:
 
     # -- media --------------------------------------------------------------------------
 
-    def media_stats(self, source: str) -> dict[str, tuple[int, int]]:
-        """rel_path -> (size, mtime_ns) of the media the store holds for a source."""
+    def media_stats(self, source: str,
+                    scope: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+        """rel_path -> (size, mtime_ns) of the media the store holds for a source (with a
+        scope: only at those paths or below them)."""
         with self._read() as conn:
-            return media_queries.media_stats(conn, source)
+            return media_queries.media_stats(conn, source, scope)
 
     @contextmanager
     def media_batch(self, source: str) -> Iterator[MediaBatch]:

@@ -1,0 +1,120 @@
+"""What a scan needs to know about every entry, kept between scans so that a scan of one
+note does not load them all: the link index (siteindex.py), who owns each (category, slug),
+and how many entries each source has (the deletion guard's denominator).
+
+The cache is valid while the store's revision is the one it was built or last updated at.
+During a scan the index and the slug owners move with the plan (the slug registry works on
+the kept map), which is where the store has them once the scan is applied; counts follow
+after apply. On any doubt (a dry run, the deletion guard stopping a source, an error,
+another process writing in between) it is thrown away and built afresh next time."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from feedsvc.model import EntryChange
+from feedsvc.model import EntryRef
+from feedsvc.siteindex import SiteIndex
+from feedsvc.sources import Snapshot
+from feedsvc.store import Store
+from feedsvc.urls import Urls
+
+
+class SiteCache:
+    """The kept state itself (see the module docstring)."""
+
+    def __init__(self, urls: Urls, refs: Iterable[EntryRef], media: dict[str, Iterable[str]],
+                 revision: int) -> None:
+        self.index = SiteIndex(urls)
+        self.owners: dict[tuple[str, str], str] = {}
+        self.counts: dict[str, int] = {}
+        self.revision = revision
+        for ref in refs:
+            self.index.add_entry(ref.source, ref.rel_path, ref.category_slug, ref.slug)
+            self.owners[(sys.intern(ref.category_slug), ref.slug)] = ref.id
+            self.counts[ref.source] = self.counts.get(ref.source, 0) + 1
+        for source, paths in media.items():
+            self.index.add_media(source, paths)
+
+
+class SiteKeeper:
+    """Holds a SiteCache for one pipeline and keeps it in step with the store."""
+
+    def __init__(self, store: Store, urls: Urls, sources: Iterable[str]) -> None:
+        self.store = store
+        self.urls = urls
+        self.sources = tuple(sources)
+        self.cache: SiteCache | None = None
+        self.revision_before: int | None = None  # the store's revision as the scan began
+
+    def begin(self, snapshots: dict[str, Snapshot], revision: int) -> None:
+        """At the start of a scan: drop a cache the store moved away from, else bring its
+        media in line with what the snapshots saw (before anything is rendered)."""
+        self.revision_before = revision
+        if self.cache is None or self.cache.revision != revision:
+            self.cache = None
+            return
+        index = self.cache.index
+        for name, snap in snapshots.items():
+            if snap.scope is None:
+                known = index.media_of(name)
+                index.remove_media(name, known - set(snap.media))
+                index.add_media(name, [m for m in snap.media if m not in known])
+            else:
+                self._scoped_media(snap)
+
+    def get(self, snapshots: dict[str, Snapshot]) -> SiteCache:
+        """The kept cache, or one built from every entry ref and every source's media
+        (a walked source's from its walk)."""
+        if self.cache is not None:
+            return self.cache
+        assert self.revision_before is not None
+        media: dict[str, Iterable[str]] = {}
+        for name in self.sources:
+            snap = snapshots.get(name)
+            media[name] = snap.media if snap is not None and snap.scope is None \
+                else self.store.media_stats(name)
+        self.cache = SiteCache(self.urls, self.store.entry_refs(), media, self.revision_before)
+        for snap in snapshots.values():
+            if snap.scope is not None:
+                self._scoped_media(snap)
+        return self.cache
+
+    def _scoped_media(self, snap: Snapshot) -> None:
+        """A targeted snapshot's media replace what the index had at its paths and below."""
+        assert self.cache is not None and snap.scope is not None
+        index = self.cache.index
+        now = set(snap.media)
+        stored = set(self.store.media_stats(snap.source, snap.scope))
+        index.remove_media(snap.source, (stored | set(snap.scope)) - now)
+        index.add_media(snap.source, sorted(now))
+
+    def drop(self) -> None:
+        self.cache = None
+
+    def applied(self, result_revision: int, rendered: Iterable[EntryChange],
+                refs_before: dict[str, EntryRef], removed: Iterable[str]) -> None:
+        """After a scan was applied: entry counts per source, and the revision it matches
+        (unless another process wrote in between)."""
+        cache, before = self.cache, self.revision_before
+        if cache is None or before is None or cache.revision != before or \
+                result_revision not in (before, before + 1):
+            self.cache = None
+            return
+        for change in rendered:
+            old = refs_before.get(change.entry.id)
+            if old is None or old.source != change.entry.source:
+                cache.counts[change.entry.source] = cache.counts.get(change.entry.source, 0) + 1
+            if old is not None and old.source != change.entry.source:
+                cache.counts[old.source] -= 1
+        for entry_id in removed:
+            if entry_id in refs_before:
+                cache.counts[refs_before[entry_id].source] -= 1
+        cache.revision = result_revision
+
+    def refreshed(self, before: int, after: int) -> None:
+        """Feed validators were refreshed (no entry changed): the kept cache still holds."""
+        if self.cache is not None and self.cache.revision == before and \
+                after in (before, before + 1):
+            self.cache.revision = after
