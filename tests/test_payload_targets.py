@@ -34,7 +34,7 @@ def targets(tmp_path: Path, payload: Any, query_source: str | None = None) -> An
                                 repo_root=lambda folder: repo)
 
 
-def push(*commits: dict[str, list[str]], **extra: Any) -> dict[str, Any]:
+def push(*commits: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"ref": "refs/heads/main", "commits": list(commits), **extra}
 
 

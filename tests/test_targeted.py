@@ -5,6 +5,7 @@ unsafe paths never reach the disk; requests merge. Real files, SQLite and Postgr
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -137,12 +138,12 @@ def test_unsafe_paths_never_reach_the_disk(notes: NotesDir, scanner: Scanner, st
     (tmp_path / "outside.md").write_text("---\ntitle: Secret\n---\nsecret\n")
     notes.write(".hidden/h.md", "h", title="Hidden")
     looked: list[str] = []
-    real_stat = sources_module.os.stat
+    real_stat = os.stat
 
     def spy(path: Any, *args: Any, **kwargs: Any) -> Any:
         looked.append(str(path))
         return real_stat(path, *args, **kwargs)
-    monkeypatch.setattr(sources_module.os, "stat", spy)
+    monkeypatch.setattr("feedsvc.sources.os.stat", spy)
     report = at(scanner, "../outside.md", "/etc/passwd", ".hidden/h.md", "NLP/../../outside.md",
                 "NLP\\a.md", "NLP/./a.md", "")
     assert (report.added, report.removed, report.updated) == ((), (), ())
