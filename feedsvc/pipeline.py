@@ -90,7 +90,7 @@ class ScanPipeline:
         sources = self._select(names)
         source_errors: list[Problem] = []
         self._refs = {}
-        revision = self.store.revision()
+        stamp = self.store.scan_stamp()
         snapshots = take_snapshots(sources, paths, pull=pull, git_targets=git_targets,
                                    source_errors=source_errors)
 
@@ -109,7 +109,7 @@ class ScanPipeline:
                   if changed_by_source[name] or missing_paths[name]}
         work = {name: (changed_by_source[name], [stored[name][p] for p in missing_paths[name]])
                 for name in stored}
-        self.keeper.begin(snapshots, revision)
+        self.keeper.begin(snapshots, stamp)
 
         problems: list[Problem] = [p for s in snapshots.values() for p in s.problems]
         changeset_parts: list[SourcePlan] = []

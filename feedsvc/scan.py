@@ -186,9 +186,9 @@ class Scanner:
     def publish_due(self) -> tuple[str, ...]:
         """Refresh feeds whose future-dated entries have come due."""
         with self._run_lock:
-            before = self.store.revision()
+            before = self.store.scan_stamp()
             changed = self.store.refresh_due(self.clock())
-            self.pipeline.keeper.refreshed(before, self.store.revision())
+            self.pipeline.keeper.refreshed(before, self.store.scan_stamp())
         for notify in self.store_listeners:
             notify()
         if changed:

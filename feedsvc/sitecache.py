@@ -2,7 +2,8 @@
 note does not load them all: the link index (siteindex.py), who owns each (category, slug),
 and how many entries each source has (the deletion guard's denominator).
 
-The cache is valid while the store's revision is the one it was built or last updated at.
+The cache is valid while the store's stamp (revision and last scan record) is the one it
+was built or last updated at.
 During a scan the index and the slug owners move with the plan (the slug registry works on
 the kept map), which is where the store has them once the scan is applied; counts follow
 after apply. On any doubt (a dry run, the deletion guard stopping a source, an error,
@@ -20,16 +21,18 @@ from feedsvc.sources import Snapshot
 from feedsvc.store import Store
 from feedsvc.urls import Urls
 
+Stamp = tuple[int, str]  # Store.scan_stamp(): revision, last scan record
+
 
 class SiteCache:
     """The kept state itself (see the module docstring)."""
 
     def __init__(self, urls: Urls, refs: Iterable[EntryRef], media: dict[str, Iterable[str]],
-                 revision: int) -> None:
+                 stamp: Stamp) -> None:
         self.index = SiteIndex(urls)
         self.owners: dict[tuple[str, str], str] = {}
         self.counts: dict[str, int] = {}
-        self.revision = revision
+        self.stamp = stamp
         for ref in refs:
             self.index.add_entry(ref.source, ref.rel_path, ref.category_slug, ref.slug)
             self.owners[(sys.intern(ref.category_slug), ref.slug)] = ref.id
@@ -46,13 +49,13 @@ class SiteKeeper:
         self.urls = urls
         self.sources = tuple(sources)
         self.cache: SiteCache | None = None
-        self.revision_before: int | None = None  # the store's revision as the scan began
+        self.stamp_before: Stamp | None = None  # the store's stamp as the scan began
 
-    def begin(self, snapshots: dict[str, Snapshot], revision: int) -> None:
+    def begin(self, snapshots: dict[str, Snapshot], stamp: Stamp) -> None:
         """At the start of a scan: drop a cache the store moved away from, else bring its
         media in line with what the snapshots saw (before anything is rendered)."""
-        self.revision_before = revision
-        if self.cache is None or self.cache.revision != revision:
+        self.stamp_before = stamp
+        if self.cache is None or self.cache.stamp != stamp:
             self.cache = None
             return
         index = self.cache.index
@@ -69,13 +72,13 @@ class SiteKeeper:
         (a walked source's from its walk)."""
         if self.cache is not None:
             return self.cache
-        assert self.revision_before is not None
+        assert self.stamp_before is not None
         media: dict[str, Iterable[str]] = {}
         for name in self.sources:
             snap = snapshots.get(name)
             media[name] = snap.media if snap is not None and snap.scope is None \
                 else self.store.media_stats(name)
-        self.cache = SiteCache(self.urls, self.store.entry_refs(), media, self.revision_before)
+        self.cache = SiteCache(self.urls, self.store.entry_refs(), media, self.stamp_before)
         for snap in snapshots.values():
             if snap.scope is not None:
                 self._scoped_media(snap)
@@ -95,11 +98,12 @@ class SiteKeeper:
 
     def applied(self, result_revision: int, rendered: Iterable[EntryChange],
                 refs_before: dict[str, EntryRef], removed: Iterable[str]) -> None:
-        """After a scan was applied: entry counts per source, and the revision it matches
+        """After a scan was applied: entry counts per source, and the stamp it matches
         (unless another process wrote in between)."""
-        cache, before = self.cache, self.revision_before
-        if cache is None or before is None or cache.revision != before or \
-                result_revision not in (before, before + 1):
+        cache, before = self.cache, self.stamp_before
+        after = self.store.scan_stamp()
+        if cache is None or before is None or cache.stamp != before or \
+                result_revision not in (before[0], before[0] + 1) or after[0] != result_revision:
             self.cache = None
             return
         for change in rendered:
@@ -111,10 +115,10 @@ class SiteKeeper:
         for entry_id in removed:
             if entry_id in refs_before:
                 cache.counts[refs_before[entry_id].source] -= 1
-        cache.revision = result_revision
+        cache.stamp = after
 
-    def refreshed(self, before: int, after: int) -> None:
+    def refreshed(self, before: Stamp, after: Stamp) -> None:
         """Feed validators were refreshed (no entry changed): the kept cache still holds."""
-        if self.cache is not None and self.cache.revision == before and \
-                after in (before, before + 1):
-            self.cache.revision = after
+        if self.cache is not None and self.cache.stamp == before and before[1] == after[1] \
+                and after[0] in (before[0], before[0] + 1):
+            self.cache.stamp = after

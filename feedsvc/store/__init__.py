@@ -46,6 +46,7 @@ from feedsvc.store import entries as entry_queries
 from feedsvc.store import locks as lock_queries
 from feedsvc.store import media as media_queries
 from feedsvc.store import migrator
+from feedsvc.store import notes as note_queries
 from feedsvc.store import requests as request_queries
 from feedsvc.store import state
 from feedsvc.store import writes
@@ -171,25 +172,12 @@ class Store:
         """rel_path -> (size, mtime_ns): all a no-change rescan needs to compare. With a
         scope, only the notes at those paths or below them (a targeted scan)."""
         with self._read() as conn:
-            query = select(notes.c.rel_path, notes.c.size, notes.c.mtime_ns).where(
-                notes.c.source == source)
-            if scope is not None:
-                query = query.where(entry_queries.scope_clause(conn, notes.c.rel_path, scope))
-            rows = conn.execute(query)
-            return {path: (size, mtime) for path, size, mtime in rows
-                    if scope is None or entry_queries.in_scope(path, scope)}
+            return note_queries.note_stats(conn, source, scope)
 
     def load_notes(self, source: str,
                    scope: Sequence[str] | None = None) -> dict[str, StoredNote]:
         with self._read() as conn:
-            query = select(notes).where(notes.c.source == source)
-            if scope is not None:
-                query = query.where(entry_queries.scope_clause(conn, notes.c.rel_path, scope))
-            rows = conn.execute(query)
-            return {r.rel_path: StoredNote(source=r.source, rel_path=r.rel_path, size=r.size,
-                                           mtime_ns=r.mtime_ns, file_hash=r.file_hash,
-                                           problem=r.problem, entry_id=r.entry_id)
-                    for r in rows if scope is None or entry_queries.in_scope(r.rel_path, scope)}
+            return note_queries.load_notes(conn, source, scope)
 
     def id_authority(self, default: str, configured: str = "") -> str:
         """The naming authority of entry ids, fixed once per store: the first caller's
@@ -355,6 +343,12 @@ class Store:
     def revision(self) -> int:
         with self._read() as conn:
             return state.revision(conn)
+
+    def scan_stamp(self) -> tuple[int, str]:
+        """The revision and the last scan's record: what a cache of entries checks to know
+        no other process wrote since (a media-only scan moves the record, not the revision)."""
+        with self._read() as conn:
+            return state.revision(conn), state.get_meta(conn, "last_scan") or ""
 
     def latest_entries(self, category_slug: str, now: dt.datetime,
                        limit: int | None = None) -> list[Entry]:

@@ -10,11 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import Row
-from sqlalchemy import ColumnElement
 from sqlalchemy import Select
-from sqlalchemy import and_
-from sqlalchemy import false
-from sqlalchemy import or_
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -146,27 +142,6 @@ def refs_by_ids(conn: Connection, ids: Sequence[str]) -> list[EntryRef]:
         out.extend(row_to_ref(r) for r in conn.execute(select(*_REF_COLUMNS)
                                                        .where(entries.c.id.in_(chunk))))
     return out
-
-
-def in_scope(rel_path: str, scope: Sequence[str]) -> bool:
-    """Whether a rel path is one of the scope's paths or lies below one of them."""
-    return any(rel_path == p or rel_path.startswith(p + "/") for p in scope)
-
-
-def scope_clause(conn: Connection, column: ColumnElement[str],
-                 scope: Sequence[str]) -> ColumnElement[bool]:
-    """SQL for in_scope(): each path itself or below it, on the (source, rel_path) index.
-    SQLite compares BINARY, so "p/" <= x < "p0" is exactly "below p"; PostgreSQL's
-    collation may not sort by code point, so it gets LIKE 'p/%' (escaped). Callers filter
-    with in_scope() as well."""
-    parts: list[ColumnElement[bool]] = []
-    for path in scope:
-        parts.append(column == path)
-        if conn.dialect.name == "sqlite":
-            parts.append(and_(column >= path + "/", column < path + "0"))
-        else:
-            parts.append(column.startswith(path + "/", autoescape=True))
-    return or_(*parts) if parts else false()
 
 
 def entries_by_ids(conn: Connection, ids: Sequence[str]) -> list[Entry]:

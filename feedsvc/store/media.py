@@ -12,8 +12,8 @@ from sqlalchemy import insert
 from sqlalchemy import select
 
 from feedsvc.model import MediaInfo
-from feedsvc.store.entries import in_scope
-from feedsvc.store.entries import scope_clause
+from feedsvc.store.notes import in_scope
+from feedsvc.store.notes import scope_clause
 from feedsvc.store.schema import media
 from feedsvc.store.schema import media_blobs
 
