@@ -124,7 +124,7 @@ class ScanPipeline:
         fixed = {(n.source, n.rel_path) for part in changeset_parts for n in part.upsert_notes
                  if n.problem is None}
         gone = {key for part in changeset_parts for key in part.delete_notes}
-        for old in self.store.note_problems():
+        for old in self.keeper.note_problems():
             key = (old.source, old.path)
             if old.source in snapshots and key not in new_problem_paths and key not in fixed \
                     and key not in gone:
@@ -161,7 +161,7 @@ class ScanPipeline:
             imported_sources=tuple(sorted(snapshots)),
         )
         result = self.store.apply(changes)
-        self.keeper.applied(result.revision, rendered, self._refs, removed)
+        self.keeper.applied(result.revision, changes, self._refs)
         report = replace(report, changed_feeds=result.changed_feeds)
         for p in report.problems:
             logger.warning("note skipped: source=%s path=%s reason=%s", p.source, p.path, p.reason)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-from feedsvc.model import EntryChange
+from feedsvc.model import Changeset
 from feedsvc.model import EntryRef
+from feedsvc.model import Problem
 from feedsvc.siteindex import SiteIndex
 from feedsvc.sources import Snapshot
 from feedsvc.store import Store
@@ -33,6 +34,7 @@ class SiteCache:
         self.owners: dict[tuple[str, str], str] = {}
         self.counts: dict[str, int] = {}
         self.stamp = stamp
+        self.problems: dict[tuple[str, str], Problem] | None = None  # notes that failed
         for ref in refs:
             self.index.add_entry(ref.source, ref.rel_path, ref.category_slug, ref.slug)
             self.owners[(sys.intern(ref.category_slug), ref.slug)] = ref.id
@@ -96,8 +98,17 @@ class SiteKeeper:
     def drop(self) -> None:
         self.cache = None
 
-    def applied(self, result_revision: int, rendered: Iterable[EntryChange],
-                refs_before: dict[str, EntryRef], removed: Iterable[str]) -> None:
+    def note_problems(self) -> list[Problem]:
+        """Store.note_problems(), from the cache when it holds (the query reads every note)."""
+        cache = self.cache
+        if cache is None or cache.stamp != self.stamp_before:
+            return self.store.note_problems()
+        if cache.problems is None:
+            cache.problems = {(p.source, p.path or ""): p for p in self.store.note_problems()}
+        return [cache.problems[key] for key in sorted(cache.problems)]
+
+    def applied(self, result_revision: int, changes: Changeset,
+                refs_before: dict[str, EntryRef]) -> None:
         """After a scan was applied: entry counts per source, and the stamp it matches
         (unless another process wrote in between)."""
         cache, before = self.cache, self.stamp_before
@@ -106,15 +117,24 @@ class SiteKeeper:
                 result_revision not in (before[0], before[0] + 1) or after[0] != result_revision:
             self.cache = None
             return
-        for change in rendered:
+        for change in changes.upsert_entries:
             old = refs_before.get(change.entry.id)
             if old is None or old.source != change.entry.source:
                 cache.counts[change.entry.source] = cache.counts.get(change.entry.source, 0) + 1
             if old is not None and old.source != change.entry.source:
                 cache.counts[old.source] -= 1
-        for entry_id in removed:
+        for entry_id in changes.delete_entries:
             if entry_id in refs_before:
                 cache.counts[refs_before[entry_id].source] -= 1
+        if cache.problems is not None:
+            for key in changes.delete_notes:
+                cache.problems.pop(key, None)
+            for row in changes.upsert_notes:
+                if row.problem is None:
+                    cache.problems.pop((row.source, row.rel_path), None)
+                else:
+                    cache.problems[(row.source, row.rel_path)] = Problem(
+                        source=row.source, path=row.rel_path, reason=row.problem)
         cache.stamp = after
 
     def refreshed(self, before: Stamp, after: Stamp) -> None:

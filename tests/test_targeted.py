@@ -238,3 +238,21 @@ def test_request_with_paths_runs_a_targeted_scan(notes: NotesDir, scanner: Scann
     assert reports[-1].updated == ("notes/NLP/a.md",) and reports[-1].unchanged == 0
     with pytest.raises(ValueError):
         scanner.request(None, paths=("NLP/a.md",))
+
+
+def test_problems_of_other_notes_are_still_reported(notes: NotesDir, scanner: Scanner) -> None:
+    seed(notes)
+    notes.write_bytes("Python/bad.md", b"---\ntitle: [unclosed\n---\nbody\n")
+    first = scanner.run()
+    assert [p.path for p in first.problems] == ["Python/bad.md"]
+    for _ in range(2):  # the second time from what the scanner keeps
+        notes.write("NLP/a.md", "again", title="A again", date="2025-01-01")
+        notes.touch_forward("NLP/a.md")
+        report = at(scanner, "NLP/a.md")
+        assert report.updated == ("notes/NLP/a.md",)
+        assert [p.path for p in report.problems] == ["Python/bad.md"]
+    notes.write("Python/bad.md", "fixed", title="Fixed", date="2025-01-05")
+    fixed = at(scanner, "Python/bad.md")
+    assert fixed.problems == () and fixed.added == ("notes/Python/bad.md",)
+    notes.touch_forward("NLP/a.md", 10)
+    assert at(scanner, "NLP/a.md").problems == ()
