@@ -58,6 +58,10 @@ def main() -> None:
     parser.add_argument("--mode", choices=("paths", "walk"), default="paths")
     parser.add_argument("--profile", type=Path, help="pyinstrument HTML of the timed scans")
     parser.add_argument("--fresh", action="store_true", help="redo the copy and the cold scan")
+    parser.add_argument("--cprofile", type=int, default=0,
+                        help="print the top N functions by CPU time (cProfile, process_time)")
+    parser.add_argument("--cache-memory", action="store_true",
+                        help="also measure the memory the kept site cache takes (tracemalloc)")
     parser.add_argument("--place", type=Path, default=None,
                         help="where the copy and its store live (default: workdir)")
     args = parser.parse_args()
@@ -87,6 +91,8 @@ def main() -> None:
     else:
         run(["notes"], reason="webhook")
     print(f"first scan after start (builds what is kept): {(time.perf_counter() - warm) * 1000:.0f} ms")
+    import cProfile
+    cpu_profile = cProfile.Profile(time.process_time) if args.cprofile else None
     profiler = None
     if args.profile:
         from pyinstrument import Profiler
@@ -97,6 +103,8 @@ def main() -> None:
         edit(tree, rel, n)
         if profiler is not None:
             profiler.start()
+        if cpu_profile is not None:
+            cpu_profile.enable()
         start, cpu_start = time.perf_counter(), time.process_time()
         if args.mode == "paths":
             report = run(["notes"], reason="webhook", paths={"notes": (rel,)})
@@ -106,6 +114,8 @@ def main() -> None:
         cpu.append(time.process_time() - cpu_start)
         if profiler is not None:
             profiler.stop()
+        if cpu_profile is not None:
+            cpu_profile.disable()
         assert len(report.updated) == 1, (rel, report)
     times.sort()
     p50 = statistics.median(times) * 1000
@@ -113,6 +123,29 @@ def main() -> None:
     print(f"one-note scan, mode={args.mode}, notes={args.notes}, edits={len(times)}: "
           f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, min {times[0] * 1000:.1f} ms; "
           f"CPU p50 {statistics.median(cpu) * 1000:.1f} ms")
+    if cpu_profile is not None:
+        import pstats
+        stats = pstats.Stats(cpu_profile)
+        stats.sort_stats("cumulative").print_stats(args.cprofile)
+        stats.print_callees("pipeline.py.*\\(_scan\\)")
+        stats.print_callees("pipeline.py.*\\(_plan_and_render\\)")
+    keeper = getattr(scanner.pipeline, "keeper", None)
+    if args.cache_memory and keeper is not None:
+        import gc
+        import tracemalloc
+        from feedsvc.sitecache import SiteCache
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        refs = store.entry_refs()
+        media = {"notes": store.media_stats("notes")}
+        cache = SiteCache(keeper.urls, refs, media, (0, ""))
+        del refs, media
+        gc.collect()
+        size = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        print(f"kept site cache: {size / 2**20:.1f} MiB for {sum(cache.counts.values())} entries "
+              f"(+ media names)")
     if profiler is not None:
         args.profile.write_text(profiler.output_html())
         print(profiler.output_text(unicode=False, color=False, show_all=False))

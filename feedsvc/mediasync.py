@@ -12,6 +12,7 @@ import logging
 import mimetypes
 import os
 from collections.abc import Iterable
+from collections.abc import Mapping
 
 from feedsvc.model import MediaInfo
 from feedsvc.model import Problem
@@ -31,20 +32,24 @@ def guess_media_type(rel_path: str) -> str:
 
 
 def sync_all(store: Store, sources: Iterable[Source], snapshots: dict[str, Snapshot],
-             source_errors: Iterable[Problem] = ()) -> list[Problem]:
+             source_errors: Iterable[Problem] = (), *,
+             stored: Mapping[str, dict[str, tuple[int, int]]] | None = None) -> list[Problem]:
     """sync_media for every walked source whose notes were applied: one the deletion guard
-    stopped keeps its media as stored too (a failed `git pull` does not stop it: that scan
-    still applies what is on disk)."""
-    skip = {p.source for p in source_errors if not p.reason.startswith("git pull failed")}
+    stopped keeps its media as stored too (a failed `git pull`, or git unable to say what
+    it changed, does not stop it: that scan still applies what is on disk). `stored`: the
+    media_stats already read for a source's scope, if any."""
+    skip = {p.source for p in source_errors if not p.reason.startswith("git ")}
     problems: list[Problem] = []
     for source in sources:
         snapshot = snapshots.get(source.name)
         if snapshot is not None and source.name not in skip:
-            problems.extend(sync_media(store, source, snapshot))
+            problems.extend(sync_media(store, source, snapshot,
+                                       stored=(stored or {}).get(source.name)))
     return problems
 
 
-def sync_media(store: Store, source: Source, snapshot: Snapshot) -> list[Problem]:
+def sync_media(store: Store, source: Source, snapshot: Snapshot, *,
+               stored: dict[str, tuple[int, int]] | None = None) -> list[Problem]:
     """Bring the store's copy of one source's media in line with the disk.
 
     A targeted snapshot (its scope: the paths a webhook, a git diff or a watcher named)
@@ -53,7 +58,8 @@ def sync_media(store: Store, source: Source, snapshot: Snapshot) -> list[Problem
     snapshot's full media list is the truth, and stored files it no longer lists are
     dropped (except below folders that could not be listed)."""
     scope = snapshot.scope
-    stored = store.media_stats(source.name, scope)
+    if stored is None:
+        stored = store.media_stats(source.name, scope)
     present = [m for m in snapshot.media if scope is None or in_scope(m, scope)]
     listed = set(present)
     gone = [p for p in stored if p not in listed and not snapshot.is_unseen(p)]

@@ -96,7 +96,12 @@ class ScanPipeline:
 
         # compare against (size, mtime) only; full rows are loaded for sources that changed;
         # a targeted snapshot speaks only for the stored notes in its scope
-        stats = {name: self.store.note_stats(name, snap.scope) for name, snap in snapshots.items()}
+        # (a targeted scope is small: its rows are loaded whole right away)
+        scoped = {name: self.store.load_notes(name, snap.scope)
+                  for name, snap in snapshots.items() if snap.scope is not None}
+        stats = {name: {p: (r.size, r.mtime_ns) for p, r in scoped[name].items()}
+                 if name in scoped else self.store.note_stats(name)
+                 for name, snap in snapshots.items()}
         changed_by_source: dict[str, list[NoteFile]] = {}
         missing_paths: dict[str, list[str]] = {}
         for name, snap in snapshots.items():
@@ -105,11 +110,13 @@ class ScanPipeline:
             missing_paths[name] = [p for p in stats[name] if p not in seen and not snap.is_unseen(p)]
         unchanged = sum(len(s.notes) for s in snapshots.values()) - \
             sum(len(c) for c in changed_by_source.values())
-        stored = {name: self.store.load_notes(name, snapshots[name].scope) for name in snapshots
-                  if changed_by_source[name] or missing_paths[name]}
+        stored = {name: scoped[name] if name in scoped else self.store.load_notes(name)
+                  for name in snapshots if changed_by_source[name] or missing_paths[name]}
         work = {name: (changed_by_source[name], [stored[name][p] for p in missing_paths[name]])
                 for name in stored}
-        self.keeper.begin(snapshots, stamp)
+        media_in_scope = {name: self.store.media_stats(name, snap.scope)
+                          for name, snap in snapshots.items() if snap.scope is not None}
+        self.keeper.begin(snapshots, stamp, media_in_scope)
 
         problems: list[Problem] = [p for s in snapshots.values() for p in s.problems]
         changeset_parts: list[SourcePlan] = []
@@ -140,7 +147,8 @@ class ScanPipeline:
         removed = [i for part in changeset_parts for i in part.delete_entries
                    if i not in rendered_ids]
         if not dry_run:  # media files go into the store too (own transaction, mediasync.py)
-            problems.extend(sync_all(self.store, sources, snapshots, source_errors))
+            problems.extend(sync_all(self.store, sources, snapshots, source_errors,
+                                     stored=media_in_scope))
         report = ScanReport(
             started=started, finished=self.clock(), reason=reason,
             added=tuple(by_kind["added"]), updated=tuple(by_kind["updated"]),
@@ -247,7 +255,7 @@ class ScanPipeline:
         """On a source's first import only: git author dates (one `git log` pass) or mtimes
         for the undated notes seen for the first time; later new files get their first-seen
         time (an empty mapping here)."""
-        if self.store.source_imported(source.name):
+        if self.keeper.source_imported(source.name):
             return {}
         undated = {r.note.rel_path: r.note.mtime_ns for r in reads
                    if r.text is not None and r.text.header.published is None

@@ -11,6 +11,7 @@ another process writing in between) it is thrown away and built afresh next time
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable
 
@@ -35,6 +36,7 @@ class SiteCache:
         self.counts: dict[str, int] = {}
         self.stamp = stamp
         self.problems: dict[tuple[str, str], Problem] | None = None  # notes that failed
+        self.imported: set[str] = set()  # sources known to be imported (that never undoes)
         for ref in refs:
             self.index.add_entry(ref.source, ref.rel_path, ref.category_slug, ref.slug)
             self.owners[(sys.intern(ref.category_slug), ref.slug)] = ref.id
@@ -52,11 +54,15 @@ class SiteKeeper:
         self.sources = tuple(sources)
         self.cache: SiteCache | None = None
         self.stamp_before: Stamp | None = None  # the store's stamp as the scan began
+        self.media_in_scope: dict[str, dict[str, tuple[int, int]]] = {}
 
-    def begin(self, snapshots: dict[str, Snapshot], stamp: Stamp) -> None:
+    def begin(self, snapshots: dict[str, Snapshot], stamp: Stamp,
+              media_in_scope: dict[str, dict[str, tuple[int, int]]]) -> None:
         """At the start of a scan: drop a cache the store moved away from, else bring its
-        media in line with what the snapshots saw (before anything is rendered)."""
+        media in line with what the snapshots saw (before anything is rendered).
+        `media_in_scope`: the stored media at each targeted snapshot's scope."""
         self.stamp_before = stamp
+        self.media_in_scope = media_in_scope
         if self.cache is None or self.cache.stamp != stamp:
             self.cache = None
             return
@@ -91,12 +97,22 @@ class SiteKeeper:
         assert self.cache is not None and snap.scope is not None
         index = self.cache.index
         now = set(snap.media)
-        stored = set(self.store.media_stats(snap.source, snap.scope))
+        stored = set(self.media_in_scope.get(snap.source, {}))
         index.remove_media(snap.source, (stored | set(snap.scope)) - now)
         index.add_media(snap.source, sorted(now))
 
     def drop(self) -> None:
         self.cache = None
+
+    def source_imported(self, source: str) -> bool:
+        """Store.source_imported(), remembered once true while the cache holds."""
+        cache = self.cache
+        if cache is not None and source in cache.imported:
+            return True
+        imported = self.store.source_imported(source)
+        if imported and cache is not None and cache.stamp == self.stamp_before:
+            cache.imported.add(source)
+        return imported
 
     def note_problems(self) -> list[Problem]:
         """Store.note_problems(), from the cache when it holds (the query reads every note)."""
@@ -112,7 +128,10 @@ class SiteKeeper:
         """After a scan was applied: entry counts per source, and the stamp it matches
         (unless another process wrote in between)."""
         cache, before = self.cache, self.stamp_before
-        after = self.store.scan_stamp()
+        # what apply() wrote (store/__init__.py): a stamp that differs next time means
+        # another process wrote in between, and the cache is rebuilt
+        after = (result_revision, json.dumps(changes.report.to_dict()) if changes.report
+                 else (before[1] if before else ""))
         if cache is None or before is None or cache.stamp != before or \
                 result_revision not in (before[0], before[0] + 1) or after[0] != result_revision:
             self.cache = None

@@ -256,3 +256,51 @@ def test_problems_of_other_notes_are_still_reported(notes: NotesDir, scanner: Sc
     assert fixed.problems == () and fixed.added == ("notes/Python/bad.md",)
     notes.touch_forward("NLP/a.md", 10)
     assert at(scanner, "NLP/a.md").problems == ()
+
+
+def test_warm_targeted_scans_load_no_list_of_every_entry(
+        notes: NotesDir, scanner: Scanner, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(notes)
+    scanner.run()
+    notes.write("NLP/a.md", "x", title="A1", date="2025-01-01")
+    at(scanner, "NLP/a.md")  # builds what the scanner keeps
+    calls: list[str] = []
+    for name in ("entry_refs", "note_problems", "note_stats", "source_imported"):
+        real = getattr(store, name)
+        monkeypatch.setattr(store, name, lambda *a, _n=name, _r=real, **k: calls.append(_n)
+                            or _r(*a, **k))
+    for i in range(3):
+        notes.write("NLP/a.md", f"edit {i}", title=f"A{i + 2}", date="2025-01-01")
+        notes.touch_forward("NLP/a.md", 10 * (i + 1))
+        assert at(scanner, "NLP/a.md").updated == ("notes/NLP/a.md",)
+    notes.write("NLP/fresh.md", "[[a]]", title="Fresh", date="2025-01-09")
+    assert at(scanner, "NLP/fresh.md").added == ("notes/NLP/fresh.md",)
+    assert calls == []
+
+
+def test_another_process_writing_is_seen_by_the_next_targeted_scan(
+        notes: NotesDir, config: Config, store_url: str, clock: Clock) -> None:
+    seed(notes)
+    mine = Scanner(config, open_store(store_url), clock=clock)
+    mine.run()
+    notes.write("NLP/a.md", "x", title="A1", date="2025-01-01")
+    at(mine, "NLP/a.md")
+    other = Scanner(config, open_store(store_url), clock=clock)  # e.g. `feedsvc scan`
+    notes.write("Python/target.md", "t", title="Target", date="2025-01-05")
+    notes.write_bytes("Python/pic.png", PNG + b"p")
+    assert other.run().added == ("notes/Python/target.md",)
+    notes.write("NLP/linker.md", "see [[target]] ![[pic.png]]", title="Linker", date="2025-01-06")
+    at(mine, "NLP/linker.md")
+    entry = {e.title: e for e in mine.store.latest_entries("all", clock())}["Linker"]
+    assert "/entries/python/target" in entry.html
+    assert "/media/notes/Python/pic.png" in entry.html
+    notes.write_bytes("Python/only-media.png", PNG + b"m")  # a scan that moves no revision
+    revision = mine.store.revision()
+    other.run()
+    assert mine.store.revision() == revision
+    notes.write("NLP/linker2.md", "![[only-media.png]]", title="Linker 2", date="2025-01-07")
+    at(mine, "NLP/linker2.md")
+    entry = {e.title: e for e in mine.store.latest_entries("all", clock())}["Linker 2"]
+    assert "/media/notes/Python/only-media.png" in entry.html
+    mine.store.close()
+    other.store.close()
