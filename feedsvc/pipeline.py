@@ -52,6 +52,7 @@ from feedsvc.urls import Urls
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
+SLUG_LOOKUPS_UP_TO = 500  # changed notes; above, the scan loads every (category, slug) at once
 
 
 class ScanPipeline:
@@ -214,7 +215,9 @@ class ScanPipeline:
             in_play |= _ids_in_play(name, reads_by_source[name], stored[name], missing)
         refs = self.store.entry_refs_by_ids(in_play)
         self._refs = refs
-        slugs = SlugRegistry({}, owners=cache.owners)
+        # a few notes ask the store about their slugs; a big scan loads them all at once
+        slugs = SlugRegistry({}, lookup=self.store.slug_owner) if total < SLUG_LOOKUPS_UP_TO \
+            else SlugRegistry({}, owners=self.store.slug_owners())
         claimed = {r.id: f"{r.source}:{r.rel_path}" for r in refs.values()}
         plans: list[SourcePlan] = []
         for name, (changed, missing) in work.items():
@@ -238,7 +241,6 @@ class ScanPipeline:
             if guard is not None:
                 logger.error("source not applied: source=%s reason=%s", name, guard.reason)
                 source_errors.append(guard)
-                self.keeper.drop()  # its slugs were claimed in the kept registry
                 continue
             plans.append(plan)
 

@@ -1,18 +1,16 @@
 """What a scan needs to know about every entry, kept between scans so that a scan of one
-note does not load them all: the link index (siteindex.py), who owns each (category, slug),
-and how many entries each source has (the deletion guard's denominator).
+note does not load them all: the link index (siteindex.py), how many entries each source
+has (the deletion guard's denominator), the notes that failed and the imported sources.
 
 The cache is valid while the store's stamp (revision and last scan record) is the one it
 was built or last updated at.
-During a scan the index and the slug owners move with the plan (the slug registry works on
-the kept map), which is where the store has them once the scan is applied; counts follow
-after apply. On any doubt (a dry run, the deletion guard stopping a source, an error,
+During a scan the index moves with the plan, which is where the store has the entries once
+the scan is applied; the rest follows after apply. On any doubt (a dry run, an error,
 another process writing in between) it is thrown away and built afresh next time."""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable
 
 from feedsvc.model import Changeset
@@ -32,14 +30,12 @@ class SiteCache:
     def __init__(self, urls: Urls, refs: Iterable[EntryRef], media: dict[str, Iterable[str]],
                  stamp: Stamp) -> None:
         self.index = SiteIndex(urls)
-        self.owners: dict[tuple[str, str], str] = {}
         self.counts: dict[str, int] = {}
         self.stamp = stamp
         self.problems: dict[tuple[str, str], Problem] | None = None  # notes that failed
         self.imported: set[str] = set()  # sources known to be imported (that never undoes)
         for ref in refs:
             self.index.add_entry(ref.source, ref.rel_path, ref.category_slug, ref.slug)
-            self.owners[(sys.intern(ref.category_slug), ref.slug)] = ref.id
             self.counts[ref.source] = self.counts.get(ref.source, 0) + 1
         for source, paths in media.items():
             self.index.add_media(source, paths)

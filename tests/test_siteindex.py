@@ -49,3 +49,24 @@ def test_media_names_follow_the_same_rule() -> None:
     assert index.media_path_for_name("notes", "fig.png") == "b/fig.png"
     assert index.media_of("notes") == {"b/fig.png"}
     assert index.media_path_for_name("notes", "note.md") is None
+
+
+def test_slug_registry_asking_the_store_decides_like_one_given_every_slug() -> None:
+    from feedsvc.planning import SlugRegistry
+    owners = {("nlp", "note"): "notes/NLP/note.md", ("nlp", "other"): "notes/NLP/other.md"}
+    asked: list[tuple[str, str]] = []
+
+    def lookup(category: str, slug: str) -> str | None:
+        asked.append((category, slug))
+        return owners.get((category, slug))
+
+    results = []
+    for registry in (SlugRegistry({}, owners=owners), SlugRegistry({}, lookup=lookup)):
+        got = [registry.claim("nlp", "Note", "notes/Python/note.md", None)]  # taken: hashed
+        registry.release("nlp", "other", "notes/NLP/other.md")
+        got.append(registry.claim("nlp", "other", "notes/x/other.md", None))  # freed
+        got.append(registry.claim("nlp", "fresh", "notes/x/fresh.md", None))
+        results.append(got)
+    assert results[0] == results[1]
+    assert results[0][0].startswith("note-") and results[0][1:] == ["other", "fresh"]
+    assert sorted(set(asked)) == [("nlp", "fresh"), ("nlp", "note"), ("nlp", "other")]

@@ -217,6 +217,14 @@ class Store:
         with self._read() as conn:
             return entry_queries.entry_refs(conn, source)
 
+    def slug_owner(self, category_slug: str, slug: str) -> str | None:
+        with self._read() as conn:
+            return entry_queries.slug_owner(conn, category_slug, slug)
+
+    def slug_owners(self) -> dict[tuple[str, str], str]:
+        with self._read() as conn:
+            return entry_queries.slug_owners(conn)
+
     def entry_refs_by_ids(self, ids: Iterable[str]) -> dict[str, EntryRef]:
         with self._read() as conn:
             return {r.id: r for r in entry_queries.refs_by_ids(conn, sorted(set(ids)))}
