@@ -217,7 +217,7 @@ class ScanPipeline:
         self._refs = refs
         # a few notes ask the store about their slugs; a big scan loads them all at once
         slugs = SlugRegistry({}, lookup=self.store.slug_owner) if total < SLUG_LOOKUPS_UP_TO \
-            else SlugRegistry({}, owners=self.store.slug_owners())
+            else SlugRegistry({r.id: r for r in self.store.entry_refs()})
         claimed = {r.id: f"{r.source}:{r.rel_path}" for r in refs.values()}
         plans: list[SourcePlan] = []
         for name, (changed, missing) in work.items():

@@ -46,19 +46,18 @@ def _drop(table: dict[str, T | list[T]], key: str, ident: object, same: int) -> 
         table[key] = kept[0] if len(kept) == 1 else kept
 
 
-def _first(value: T | list[T] | None) -> T | None:
-    if isinstance(value, list):
-        return min(value)
-    return value
+def _all(value: T | list[T] | None) -> list[T]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
-def _name_keys(rel_path: str) -> tuple[str, str]:
-    no_ext = rel_path.rsplit(".", 1)[0]
-    return no_ext.rsplit("/", 1)[-1].casefold(), no_ext.casefold()
+def _stem_key(rel_path: str) -> str:
+    return _last(rel_path.rsplit(".", 1)[0]).casefold()
 
 
-def _media_keys(rel_path: str) -> tuple[str, str]:
-    return rel_path.rsplit("/", 1)[-1].casefold(), rel_path.casefold()
+def _last(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
 
 
 class SiteIndex:
@@ -66,30 +65,28 @@ class SiteIndex:
 
     def __init__(self, urls: Urls) -> None:
         self.urls = urls
-        self._by_name: dict[str, Where | list[Where]] = {}  # also finds paths: see below
+        # one key per entry (its stem) and per media file (its name), casefolded; a look-up
+        # by path goes through the last part of the path and filters the few found
+        self._by_name: dict[str, Where | list[Where]] = {}
         self._media: dict[str, dict[str, str | list[str]]] = {}
 
     def add_entry(self, source: str, rel_path: str, category_slug: str, slug: str) -> None:
         where = (sys.intern(source), rel_path, sys.intern(category_slug), slug)
-        for key in set(_name_keys(rel_path)):
-            _put(self._by_name, key, where, 2)
+        _put(self._by_name, _stem_key(rel_path), where, 2)
 
     def remove_entry(self, source: str, rel_path: str) -> None:
-        for key in set(_name_keys(rel_path)):
-            _drop(self._by_name, key, (source, rel_path), 2)
+        _drop(self._by_name, _stem_key(rel_path), (source, rel_path), 2)
 
     def add_media(self, source: str, rel_paths: Iterable[str]) -> None:
         names = self._media.setdefault(sys.intern(source), {})
         for rel in rel_paths:
             if not is_note_path(rel):
-                for key in set(_media_keys(rel)):
-                    _put(names, key, rel, 0)
+                _put(names, _last(rel).casefold(), rel, 0)
 
     def remove_media(self, source: str, rel_paths: Iterable[str]) -> None:
         names = self._media.get(source, {})
         for rel in rel_paths:
-            for key in set(_media_keys(rel)):
-                _drop(names, key, rel, 0)
+            _drop(names, _last(rel).casefold(), rel, 0)
 
     def media_of(self, source: str) -> set[str]:
         """Every media rel path known for a source."""
@@ -99,22 +96,28 @@ class SiteIndex:
         return out
 
     def entry_url_for_path(self, source: str, rel_path: str) -> str | None:
-        # the rel path without extension, casefolded, is one of the entry's name keys
-        value = self._by_name.get(_name_keys(rel_path)[1])
-        for where in value if isinstance(value, list) else [value] if value else []:
+        for where in _all(self._by_name.get(_stem_key(rel_path))):
             if where[0] == source and where[1] == rel_path:
                 return self.urls.entry(where[2], where[3])
         return None
 
     def entry_url_for_name(self, name: str) -> str | None:
+        """By stem (`[[note]]`) or by path from the source root without extension
+        (`[[folder/note]]`), ignoring case."""
         key = name.strip().casefold()
         if key.endswith((".md", ".markdown")):
             key = key.rsplit(".", 1)[0]
-        where = _first(self._by_name.get(key))
+        found = [w for w in _all(self._by_name.get(_last(key)))
+                 if "/" not in key or w[1].rsplit(".", 1)[0].casefold() == key]
+        where = min(found) if found else None
         return self.urls.entry(where[2], where[3]) if where else None
 
     def media_path_for_name(self, source: str, name: str) -> str | None:
-        return _first(self._media.get(source, {}).get(name.strip().casefold()))
+        """By file name (`![[fig.png]]`) or by path from the source root, ignoring case."""
+        key = name.strip().casefold()
+        found = [rel for rel in _all(self._media.get(source, {}).get(_last(key)))
+                 if "/" not in key or rel.casefold() == key]
+        return min(found) if found else None
 
     def media_url(self, source: str, rel_path: str) -> str:
         return self.urls.media(source, rel_path)

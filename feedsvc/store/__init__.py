@@ -221,10 +221,6 @@ class Store:
         with self._read() as conn:
             return entry_queries.slug_owner(conn, category_slug, slug)
 
-    def slug_owners(self) -> dict[tuple[str, str], str]:
-        with self._read() as conn:
-            return entry_queries.slug_owners(conn)
-
     def entry_refs_by_ids(self, ids: Iterable[str]) -> dict[str, EntryRef]:
         with self._read() as conn:
             return {r.id: r for r in entry_queries.refs_by_ids(conn, sorted(set(ids)))}
@@ -353,8 +349,7 @@ class Store:
             return state.revision(conn)
 
     def scan_stamp(self) -> tuple[int, str]:
-        """The revision and the last scan's record: what a cache of entries checks to know
-        no other process wrote since (a media-only scan moves the record, not the revision)."""
+        """Revision and last scan record: moved by any other process's scan (sitecache.py)."""
         with self._read() as conn:
             return state.revision(conn), state.get_meta(conn, "last_scan") or ""
 

@@ -142,11 +142,6 @@ def slug_owner(conn: Connection, category_slug: str, slug: str) -> str | None:
     return owner
 
 
-def slug_owners(conn: Connection) -> dict[tuple[str, str], str]:
-    rows = conn.execute(select(entries.c.category_slug, entries.c.slug, entries.c.id))
-    return {(category, slug): entry_id for category, slug, entry_id in rows}
-
-
 def refs_by_ids(conn: Connection, ids: Sequence[str]) -> list[EntryRef]:
     out: list[EntryRef] = []
     for start in range(0, len(ids), 500):
