@@ -129,6 +129,7 @@ def main() -> None:
         stats.sort_stats("cumulative").print_stats(args.cprofile)
         stats.print_callees("pipeline.py.*\\(_scan\\)")
         stats.print_callees("pipeline.py.*\\(_plan_and_render\\)")
+        stats.print_callees("_refresh_feeds")
     keeper = getattr(scanner.pipeline, "keeper", None)
     if args.cache_memory and keeper is not None:
         import gc

@@ -304,3 +304,31 @@ def test_another_process_writing_is_seen_by_the_next_targeted_scan(
     assert "/media/notes/Python/only-media.png" in entry.html
     mine.store.close()
     other.store.close()
+
+
+def test_tag_feed_signature_is_that_of_its_first_entries(notes: NotesDir, scanner: Scanner,
+                                                         store: Store, clock: Clock) -> None:
+    """feed_signature picks a tag's entries in two steps: same result as reading them all."""
+    import hashlib
+    from sqlalchemy import select
+    from feedsvc.store import state
+    from feedsvc.store.entries import ORDER
+    from feedsvc.store.entries import in_feed
+    from feedsvc.store.schema import entries
+    for i in range(8):
+        notes.write(f"NLP/t{i}.md", f"body {i}", title=f"T{i}", date=f"2025-01-0{i + 1}",
+                    tags=["shared"] if i % 2 else ["shared", "odd"])
+    scanner.run()
+    with store.engine.connect() as conn:
+        for key in ("tag:shared", "tag:odd"):
+            got, newest = state.feed_signature(conn, key, 3, clock(), "ctx")
+            digest = hashlib.sha256(b"ctx\x1d")
+            query = in_feed(select(entries.c.id, entries.c.published, entries.c.updated,
+                                   entries.c.title, entries.c.category_name, entries.c.slug,
+                                   entries.c.tags, entries.c.excerpt, entries.c.html,
+                                   entries.c.author).where(entries.c.published <= clock()), key)
+            for row in conn.execute(query.order_by(*ORDER).limit(3)):
+                for value in row:
+                    digest.update(str(value).encode("utf-8", "surrogatepass") + b"\x1f")
+                digest.update(b"\x1e")
+            assert got == digest.hexdigest()[:32] and newest is not None
