@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=("paths", "walk"), default="paths")
     parser.add_argument("--profile", type=Path, help="pyinstrument HTML of the timed scans")
     parser.add_argument("--fresh", action="store_true", help="redo the copy and the cold scan")
+    parser.add_argument("--recent", action=argparse.BooleanOptionalAction, default=True,
+                        help="edit the newest notes (seen in feeds); --no-recent: the first by path")
     parser.add_argument("--cprofile", type=int, default=0,
                         help="print the top N functions by CPU time (cProfile, process_time)")
     parser.add_argument("--cache-memory", action="store_true",
@@ -81,7 +83,10 @@ def main() -> None:
         scanner.run(reason="cli")
         print(f"cold scan: {time.perf_counter() - start:.1f} s")
         (place / ".scanned").write_text("ok")
-    targets = notes_of(tree, args.edits + 1)
+    # the newest notes: an edit shows in its feeds (their validators and the OPML's move)
+    import datetime as dt
+    newest = store.latest_entries("all", dt.datetime.now(dt.timezone.utc), limit=args.edits + 1)
+    targets = [e.rel_path for e in newest] if args.recent else notes_of(tree, args.edits + 1)
     run: Any = scanner.run
     # the first targeted scan builds the kept site cache: not timed, as in a running server
     edit(tree, targets[0], 0)

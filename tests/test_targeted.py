@@ -332,3 +332,27 @@ def test_tag_feed_signature_is_that_of_its_first_entries(notes: NotesDir, scanne
                     digest.update(str(value).encode("utf-8", "surrogatepass") + b"\x1f")
                 digest.update(b"\x1e")
             assert got == digest.hexdigest()[:32] and newest is not None
+
+
+def test_opml_follows_category_changes_even_when_its_recount_is_skipped(
+        notes: NotesDir, scanner: Scanner, store: Store, clock: Clock) -> None:
+    """An edit in place leaves the OPML's list alone (not recounted); a new category, a
+    renamed one and the last entry of one going away still move it."""
+    seed(notes)
+    scanner.run()
+    first = store.opml_state()
+    clock.advance(minutes=1)
+    notes.write("NLP/a.md", "edited", title="A2", date="2025-01-01")
+    at(scanner, "NLP/a.md")
+    assert store.opml_state() == first
+    for step, change, paths in [
+            ("new", lambda: notes.write("Fresh/x.md", "x", title="X", date="2025-01-04"),
+             ["Fresh/x.md"]),
+            ("renamed", lambda: notes.write("Fresh/x.md", "x", title="X", category="Fresh Two",
+                                            date="2025-01-04"), ["Fresh/x.md"]),
+            ("gone", lambda: notes.remove("Fresh/x.md"), ["Fresh/x.md"])]:
+        before = store.opml_state()
+        clock.advance(minutes=1)
+        change()
+        at(scanner, *paths)
+        assert store.opml_state() != before, step

@@ -169,13 +169,11 @@ class Store:
 
     def note_stats(self, source: str,
                    scope: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
-        """rel_path -> (size, mtime_ns): all a no-change rescan needs to compare. With a
-        scope, only the notes at those paths or below them (a targeted scan)."""
+        """rel_path -> (size, mtime_ns) (with a scope: at those paths and below them)."""
         with self._read() as conn:
             return note_queries.note_stats(conn, source, scope)
 
-    def load_notes(self, source: str,
-                   scope: Sequence[str] | None = None) -> dict[str, StoredNote]:
+    def load_notes(self, source: str, scope: Sequence[str] | None = None) -> dict[str, StoredNote]:
         with self._read() as conn:
             return note_queries.load_notes(conn, source, scope)
 
@@ -288,7 +286,8 @@ class Store:
 
             affected |= state.purge_tombstones(
                 conn, now - dt.timedelta(days=self.tombstone_days))
-            changed = self._refresh_feeds(conn, affected, now)
+            changed = self._refresh_feeds(conn, affected, now, categories_kept=state.categories_kept(
+                old, [c.entry for c in changes.upsert_entries], gone, now))
             revision = state.revision(conn)
             if changed or not changes.is_empty:
                 revision = state.bump_revision(conn)
@@ -298,20 +297,25 @@ class Store:
                 state.mark_imported(conn, changes.imported_sources)
         return ApplyResult(revision=revision, changed_feeds=tuple(changed))
 
-    def _refresh_feeds(self, conn: Connection, affected: set[str], now: dt.datetime) -> list[str]:
+    def _refresh_feeds(self, conn: Connection, affected: set[str], now: dt.datetime, *,
+                       categories_kept: bool = False) -> list[str]:
         """Recompute the validators of the affected feeds, of the feeds whose entries came due
         since the last refresh and, when the rendering context changed, of every feed; then
-        record `now` as the moment feeds are rendered for (feeds_as_of)."""
+        record `now` as the moment feeds are rendered for (feeds_as_of). The OPML's too,
+        unless `categories_kept` (its list of categories cannot have moved) holds."""
         slugs = set(affected)
-        slugs |= state.slugs_coming_due(conn, state.feeds_as_of(conn), now)
-        if state.get_meta(conn, state.CONTEXT_KEY) != self.feed_context:
+        due = state.slugs_coming_due(conn, state.feeds_as_of(conn), now)
+        slugs |= due
+        context_moved = state.get_meta(conn, state.CONTEXT_KEY) != self.feed_context
+        if context_moved:
             slugs |= set(entry_queries.all_category_slugs(conn)) | {ALL}
             slugs |= set(_feed_state_slugs(conn))
             state.set_meta(conn, state.CONTEXT_KEY, self.feed_context)
         changed = state.refresh_feed_states(conn, slugs, limit=self.keep_per_category, now=now,
                                             context=self.feed_context)
-        if changed:
-            state.refresh_opml_state(conn, now, self.feed_context)
+        if changed and not (categories_kept and not due and not context_moved
+                            and state.get_opml_state(conn) is not None):
+            state.refresh_opml_state(conn, now, self.feed_context)  # reads every entry
         state.set_feeds_as_of(conn, now)
         return changed
 
@@ -419,10 +423,8 @@ class Store:
 
     # -- media --------------------------------------------------------------------------
 
-    def media_stats(self, source: str,
-                    scope: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
-        """rel_path -> (size, mtime_ns) of the media the store holds for a source (with a
-        scope: only at those paths or below them)."""
+    def media_stats(self, source: str, scope: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+        """rel_path -> (size, mtime_ns) of a source's media (a scope: those paths and below)."""
         with self._read() as conn:
             return media_queries.media_stats(conn, source, scope)
 

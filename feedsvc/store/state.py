@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from feedsvc.model import Category
+from feedsvc.model import Entry
 from feedsvc.model import FeedState
 from feedsvc.model import Tombstone
 from feedsvc.store.entries import ALL
@@ -163,6 +165,22 @@ def refresh_feed_states(conn: Connection, slugs: set[str], *, limit: int, now: d
 
 OPML_SIGNATURE_KEY = "opml_signature"
 OPML_MODIFIED_KEY = "opml_last_modified"
+
+
+def categories_kept(old: dict[str, Entry], written: Iterable[Entry], gone: Iterable[str],
+                    now: dt.datetime) -> bool:
+    """Whether a changeset surely leaves the OPML's list of categories (each category with a
+    visible entry, by its first name) as it was: every entry written was there before, in
+    the same category (name and slug) and visible at `now` before and after or neither; none
+    was removed. (Entries coming due are the caller's to check.)"""
+    if any(entry_id in old for entry_id in gone):
+        return False
+    for entry in written:
+        before = old.get(entry.id)
+        if before is None or before.category != entry.category or \
+                (before.published <= now) != (entry.published <= now):
+            return False
+    return True
 
 
 def refresh_opml_state(conn: Connection, now: dt.datetime, context: str = "") -> bool:
