@@ -11,14 +11,14 @@ import hashlib
 import logging
 import mimetypes
 import os
-from collections.abc import Collection
 from collections.abc import Iterable
+from collections.abc import Mapping
 
 from feedsvc.model import MediaInfo
 from feedsvc.model import Problem
 from feedsvc.model import Source
-from feedsvc.model import is_note_path
 from feedsvc.sources import Snapshot
+from feedsvc.sources import in_scope
 from feedsvc.sources import resolve_media_path
 from feedsvc.store import MediaBatch
 from feedsvc.store import Store
@@ -32,39 +32,37 @@ def guess_media_type(rel_path: str) -> str:
 
 
 def sync_all(store: Store, sources: Iterable[Source], snapshots: dict[str, Snapshot],
-             source_errors: Iterable[Problem] = ()) -> list[Problem]:
+             source_errors: Iterable[Problem] = (), *,
+             stored: Mapping[str, dict[str, tuple[int, int]]] | None = None) -> list[Problem]:
     """sync_media for every walked source whose notes were applied: one the deletion guard
-    stopped keeps its media as stored too (a failed `git pull` does not stop it: that scan
-    still applies what is on disk)."""
-    skip = {p.source for p in source_errors if not p.reason.startswith("git pull failed")}
+    stopped keeps its media as stored too (a failed `git pull`, or git unable to say what
+    it changed, does not stop it: that scan still applies what is on disk). `stored`: the
+    media_stats already read for a source's scope, if any."""
+    skip = {p.source for p in source_errors if not p.reason.startswith("git ")}
     problems: list[Problem] = []
     for source in sources:
         snapshot = snapshots.get(source.name)
         if snapshot is not None and source.name not in skip:
-            problems.extend(sync_media(store, source, snapshot))
+            problems.extend(sync_media(store, source, snapshot,
+                                       stored=(stored or {}).get(source.name)))
     return problems
 
 
 def sync_media(store: Store, source: Source, snapshot: Snapshot, *,
-               paths: Collection[str] | None = None) -> list[Problem]:
+               stored: dict[str, tuple[int, int]] | None = None) -> list[Problem]:
     """Bring the store's copy of one source's media in line with the disk.
 
-    With `paths` (a targeted scan: rel paths named by a webhook or a git diff) only those
-    files are looked at: each is copied if it is a media file on disk and dropped if not;
-    without it the snapshot's full media list is the truth, and stored files it no longer
-    lists are dropped (except below folders that could not be listed)."""
-    stored = store.media_stats(source.name)
-    if paths is None:
-        present = list(snapshot.media)
-        listed = set(present)
-        gone = [p for p in stored if p not in listed and not snapshot.is_unseen(p)]
-    else:
-        present, gone = [], []
-        for rel in sorted(set(paths)):
-            if is_note_path(rel):
-                continue
-            (present if resolve_media_path(source, rel) is not None else gone).append(rel)
-        gone = [p for p in gone if p in stored]
+    A targeted snapshot (its scope: the paths a webhook, a git diff or a watcher named)
+    speaks only for those paths and what lies below them: media there are copied or
+    dropped, the rest of the source's media is left alone. Without either the
+    snapshot's full media list is the truth, and stored files it no longer lists are
+    dropped (except below folders that could not be listed)."""
+    scope = snapshot.scope
+    if stored is None:
+        stored = store.media_stats(source.name, scope)
+    present = [m for m in snapshot.media if scope is None or in_scope(m, scope)]
+    listed = set(present)
+    gone = [p for p in stored if p not in listed and not snapshot.is_unseen(p)]
     problems: list[Problem] = []
     copied = 0
     with store.media_batch(source.name) as batch:

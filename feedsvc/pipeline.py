@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,6 @@ from feedsvc.content.links import keys_for_note
 from feedsvc.content.slugs import tag_slugs
 from feedsvc.dating import import_dates
 from feedsvc.errors import NoteError
-from feedsvc.errors import SourceError
 from feedsvc.model import Changeset
 from feedsvc.model import Clock
 from feedsvc.model import Entry
@@ -46,6 +46,7 @@ from feedsvc.planning import SourcePlan
 from feedsvc.planning import category_for
 from feedsvc.planning import changed_notes
 from feedsvc.planning import guard_deletions
+from feedsvc.planning import derived_id
 from feedsvc.planning import plan_source
 from feedsvc.rendering import CHUNK as RENDER_CHUNK
 from feedsvc.rendering import PARALLEL_THRESHOLD
@@ -55,16 +56,18 @@ from feedsvc.rendering import read_one
 from feedsvc.rendering import read_stream
 from feedsvc.rendering import render_stream
 from feedsvc.rendering import unpack
+from feedsvc.sitecache import SiteCache
+from feedsvc.sitecache import SiteKeeper
 from feedsvc.siteindex import SiteIndex
 from feedsvc.sources import Snapshot
-from feedsvc.sources import pull_git
-from feedsvc.sources import snapshot_source
+from feedsvc.scanscope import take_snapshots
 from feedsvc.store import Store
 from feedsvc.urls import Urls
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 1000
 Progress = Callable[[int, int], None]
+SLUG_LOOKUPS_UP_TO = 500  # changed notes; above, the scan loads every (category, slug) at once
 
 
 class ScanPipeline:
@@ -77,28 +80,45 @@ class ScanPipeline:
         self.urls = Urls(config.site.base_url)
         self.settings = settings
         self.batch_size = BATCH_SIZE  # entries per insert batch (and per spilled batch)
+        self.keeper = SiteKeeper(store, self.urls, [s.name for s in config.sources])
+        self._refs: dict[str, EntryRef] = {}  # refs of the entries the current scan touches
 
 
     def scan(self, names: Sequence[str] | None, *, reason: str, allow_mass_delete: bool,
-              dry_run: bool, pull: bool, progress: Progress | None) -> ScanReport:
+              dry_run: bool, pull: bool, progress: Progress | None,
+              paths: Mapping[str, tuple[str, ...]] | None = None,
+              git_targets: bool = False) -> ScanReport:
+        """`paths`: source -> the paths to look at (a targeted scan of that source: no walk);
+        a source not in it is walked. `git_targets`: a `pull = "git"` source with no paths
+        is scanned at the files the pull changed (nothing when HEAD did not move)."""
+        try:
+            return self._scan(names, reason=reason, allow_mass_delete=allow_mass_delete,
+                              dry_run=dry_run, pull=pull, progress=progress, paths=paths or {},
+                              git_targets=git_targets)
+        except BaseException:
+            self.keeper.drop()  # it may be half updated
+            raise
+
+    def _scan(self, names: Sequence[str] | None, *, reason: str, allow_mass_delete: bool,
+              dry_run: bool, pull: bool, progress: Progress | None,
+              paths: Mapping[str, tuple[str, ...]], git_targets: bool) -> ScanReport:
         started = self.clock()
         wall = time.perf_counter()
         sources = self._select(names)
         source_errors: list[Problem] = []
-        snapshots: dict[str, Snapshot] = {}
-        for source in sources:
-            if pull and source.pull == "git":
-                problem = pull_git(source)
-                if problem is not None:
-                    source_errors.append(problem)
-            try:
-                snapshots[source.name] = snapshot_source(source)
-            except SourceError as e:
-                logger.error("source not applied: source=%s reason=%s", source.name, e.message)
-                source_errors.append(Problem(source=source.name, path=None, reason=e.message))
+        self._refs = {}
+        stamp = self.store.scan_stamp()
+        snapshots = take_snapshots(sources, paths, pull=pull, git_targets=git_targets,
+                                   source_errors=source_errors)
 
-        # compare against (size, mtime) only; full rows are loaded for sources that changed
-        stats = {name: self.store.note_stats(name) for name in snapshots}
+        # compare against (size, mtime) only; full rows are loaded for sources that changed;
+        # a targeted snapshot speaks only for the stored notes in its scope
+        # (a targeted scope is small: its rows are loaded whole right away)
+        scoped = {name: self.store.load_notes(name, snap.scope)
+                  for name, snap in snapshots.items() if snap.scope is not None}
+        stats = {name: {p: (r.size, r.mtime_ns) for p, r in scoped[name].items()}
+                 if name in scoped else self.store.note_stats(name)
+                 for name, snap in snapshots.items()}
         changed_by_source: dict[str, list[NoteFile]] = {}
         missing_paths: dict[str, list[str]] = {}
         for name, snap in snapshots.items():
@@ -107,10 +127,13 @@ class ScanPipeline:
             missing_paths[name] = [p for p in stats[name] if p not in seen and not snap.is_unseen(p)]
         unchanged = sum(len(s.notes) for s in snapshots.values()) - \
             sum(len(c) for c in changed_by_source.values())
-        stored = {name: self.store.load_notes(name) for name in snapshots
-                  if changed_by_source[name] or missing_paths[name]}
+        stored = {name: scoped[name] if name in scoped else self.store.load_notes(name)
+                  for name in snapshots if changed_by_source[name] or missing_paths[name]}
         work = {name: (changed_by_source[name], [stored[name][p] for p in missing_paths[name]])
                 for name in stored}
+        media_in_scope = {name: self.store.media_stats(name, snap.scope)
+                          for name, snap in snapshots.items() if snap.scope is not None}
+        self.keeper.begin(snapshots, stamp, media_in_scope)
 
         problems: list[Problem] = [p for s in snapshots.values() for p in s.problems]
         changeset_parts: list[SourcePlan] = []
@@ -126,7 +149,7 @@ class ScanPipeline:
         fixed = {(n.source, n.rel_path) for part in changeset_parts for n in part.upsert_notes
                  if n.problem is None}
         gone = {key for part in changeset_parts for key in part.delete_notes}
-        for old in self.store.note_problems():
+        for old in self.keeper.note_problems():
             key = (old.source, old.path)
             if old.source in snapshots and key not in new_problem_paths and key not in fixed \
                     and key not in gone:
@@ -140,7 +163,8 @@ class ScanPipeline:
         removed = [i for part in changeset_parts for i in part.delete_entries
                    if i not in rendered_ids]
         # media files go into the store too (own transaction, mediasync.py), while the notes render
-        media = None if dry_run else (lambda: sync_all(self.store, sources, snapshots, source_errors))
+        media = None if dry_run else (lambda: sync_all(self.store, sources, snapshots,
+                                                       source_errors, stored=media_in_scope))
         spill, stale, media_problems = self._render(planned, index, changeset_parts, media)
         problems.extend(media_problems)
         report = ScanReport(
@@ -150,6 +174,7 @@ class ScanPipeline:
             problems=tuple(problems), source_errors=tuple(source_errors),
             unchanged=unchanged, applied=not dry_run)
         if dry_run:
+            self.keeper.drop()  # moved with a plan that is not applied
             for _ in self._entry_batches(spill, planned):
                 pass  # what a real scan would log about notes rendered as text
             spill.close()
@@ -170,6 +195,8 @@ class ScanPipeline:
             result = self.store.apply(changes, stream=self._entry_batches(spill, planned))
         finally:
             spill.close()
+        self.keeper.applied(result.revision, changes, self._refs,
+                            upserted=[(p.id, p.note.source) for p in planned])
         report = replace(report, changed_feeds=result.changed_feeds)
         for p in report.problems:
             logger.warning("note skipped: source=%s path=%s reason=%s", p.source, p.path, p.reason)
@@ -195,16 +222,14 @@ class ScanPipeline:
     ) -> tuple[list[SourcePlan], list[PlannedEntry], SiteIndex]:
         # one `now` for the whole scan (the one the store applies with): a note first seen
         # in this scan is dated no later than the moment its feeds' validators are computed
-        refs = {r.id: r for r in self.store.entry_refs()}
-        slugs = SlugRegistry(refs)
+        cache = self.keeper.get(snapshots)
         overrides = self._slug_overrides()
-        claimed = {r.id: f"{r.source}:{r.rel_path}" for r in refs.values()}
         total = sum(len(c) for c, _ in work.values())
         done = 0
-        plans: list[SourcePlan] = []
+        reads_by_source: dict[str, list[ReadResult]] = {}
         for name, (changed, missing) in work.items():
             source = self.config.source(name)
-            reads: list[ReadResult] = []
+            reads_by_source[name] = reads = []
             outcomes = read_stream(changed, source.max_file_bytes, self.settings,
                                    parallel=len(changed) >= PARALLEL_THRESHOLD)
             for note, (file_hash, text, error) in zip(changed, outcomes):
@@ -212,6 +237,20 @@ class ScanPipeline:
                 done += 1
                 if progress is not None:
                     progress(done, total)
+        # the refs of every entry this scan may touch, looked up by id (not all of them)
+        in_play: set[str] = set()
+        for name, (_, missing) in work.items():
+            in_play |= _ids_in_play(name, reads_by_source[name], stored[name], missing)
+        refs = self.store.entry_refs_by_ids(in_play)
+        self._refs = refs
+        # a few notes ask the store about their slugs; a big scan loads them all at once
+        slugs = SlugRegistry({}, lookup=self.store.slug_owner) if total < SLUG_LOOKUPS_UP_TO \
+            else SlugRegistry({r.id: r for r in self.store.entry_refs()})
+        claimed = {r.id: f"{r.source}:{r.rel_path}" for r in refs.values()}
+        plans: list[SourcePlan] = []
+        for name, (changed, missing) in work.items():
+            source = self.config.source(name)
+            reads = reads_by_source[name]
             # an entry whose note is changing or vanishing may be claimed again by it
             for old in missing + [stored[name][n.rel_path] for n in changed
                                   if n.rel_path in stored[name]]:
@@ -223,9 +262,8 @@ class ScanPipeline:
             plan = plan_source(source=source, reads=reads, missing=missing, stored=stored[name],
                                refs=refs, first_seen=first_seen, claimed_ids=claimed, slugs=slugs,
                                slug_overrides=overrides, now=now, import_dates=dates)
-            existing = sum(1 for r in refs.values() if r.source == name)
             guard = guard_deletions(source=name, removed=len(plan.delete_entries),
-                                    existing=existing,
+                                    existing=cache.counts.get(name, 0),
                                     max_fraction=self.config.store.max_delete_fraction,
                                     allowed=allow_mass_delete)
             if guard is not None:
@@ -234,10 +272,9 @@ class ScanPipeline:
                 continue
             plans.append(plan)
 
-        index = self._site_index(refs, plans, snapshots)
+        index = self._site_index(cache, refs, plans)
         relinked = self._relinked(plans, refs, stored, index)
         return plans, [p for plan in plans for p in plan.entries] + relinked, index
-
     def _render(self, planned: list[PlannedEntry], index: SiteIndex, plans: list[SourcePlan],
                 media: Callable[[], list[Problem]] | None,
                 ) -> tuple[Spill[bytes], set[tuple[str, str]], list[Problem]]:
@@ -309,13 +346,14 @@ class ScanPipeline:
         folder = self.config.store.data_dir
         return folder if folder and os.path.isdir(folder) else None
 
+
     def _import_dates(self, source: Source, reads: list[ReadResult],
                       stored: dict[str, StoredNote], first_seen: dict[str, dt.datetime],
                       now: dt.datetime) -> dict[str, dt.datetime]:
         """On a source's first import only: git author dates (one `git log` pass) or mtimes
         for the undated notes seen for the first time; later new files get their first-seen
         time (an empty mapping here)."""
-        if self.store.source_imported(source.name):
+        if self.keeper.source_imported(source.name):
             return {}
         undated = {r.note.rel_path: r.note.mtime_ns for r in reads
                    if r.text is not None and r.text.header.published is None
@@ -331,20 +369,22 @@ class ScanPipeline:
                                           keep_body=True)
         return ReadResult(note=note, file_hash=file_hash, text=text, error=error)
 
-    def _site_index(self, refs: dict[str, EntryRef], plans: list[SourcePlan],
-                    snapshots: dict[str, Snapshot]) -> SiteIndex:
-        index = SiteIndex(self.urls)
-        dropped = {i for plan in plans for i in plan.delete_entries}
-        moved = {p.id for plan in plans for p in plan.entries}
-        for ref in refs.values():
-            if ref.id not in dropped and ref.id not in moved:
-                index.add_entry(ref.source, ref.rel_path, ref.category_slug, ref.slug)
+    def _site_index(self, cache: SiteCache, refs: dict[str, EntryRef],
+                    plans: list[SourcePlan]) -> SiteIndex:
+        """The kept index, moved to where this scan's plan puts every entry (which is where
+        the store will have them once the scan is applied)."""
+        index = cache.index
+        for plan in plans:
+            for entry_id in plan.delete_entries:
+                if entry_id in refs:
+                    index.remove_entry(refs[entry_id].source, refs[entry_id].rel_path)
+            for planned in plan.entries:
+                if planned.id in refs:
+                    index.remove_entry(refs[planned.id].source, refs[planned.id].rel_path)
         for plan in plans:
             for planned in plan.entries:
                 index.add_entry(planned.note.source, planned.note.rel_path,
                                 planned.category.slug, planned.slug)
-        for name, snap in snapshots.items():
-            index.add_media(name, snap.media)
         return index
 
     def _relinked(self, plans: list[SourcePlan], refs: dict[str, EntryRef],
@@ -370,7 +410,14 @@ class ScanPipeline:
         busy = {p.id for plan in plans for p in plan.entries} | \
                {i for plan in plans for i in plan.delete_entries}
         out: list[PlannedEntry] = []
-        for entry_id in sorted(self.store.entries_linking_to(keys) - busy):
+        linking = sorted(self.store.entries_linking_to(keys) - busy)
+        refs.update(self.store.entry_refs_by_ids(i for i in linking if i not in refs))
+        wanted: dict[str, set[str]] = {}
+        for ref in (refs[i] for i in linking if i in refs):
+            if ref.rel_path not in stored.get(ref.source, {}):
+                wanted.setdefault(ref.source, set()).add(ref.rel_path)
+        rows = {name: self.store.load_notes(name, sorted(paths)) for name, paths in wanted.items()}
+        for entry_id in linking:
             ref = refs.get(entry_id)
             if ref is None:
                 continue
@@ -378,7 +425,8 @@ class ScanPipeline:
                 source = self.config.source(ref.source)
             except KeyError:
                 continue
-            row = stored.get(ref.source, {}).get(ref.rel_path)
+            row = stored.get(ref.source, {}).get(ref.rel_path) or \
+                rows.get(ref.source, {}).get(ref.rel_path)
             note = NoteFile(source=ref.source, rel_path=ref.rel_path,
                             abs_path=str(source.root / ref.rel_path),
                             size=row.size if row else 0, mtime_ns=row.mtime_ns if row else 0)
@@ -413,6 +461,22 @@ class ScanPipeline:
         return EntryChange(entry=entry, links=parsed.links if parsed else (),
                            tags=tag_slugs(entry.tags))
 
+
+
+def _ids_in_play(source: str, reads: list[ReadResult], stored: dict[str, StoredNote],
+                 missing: list[StoredNote]) -> set[str]:
+    """Every entry id plan_source may look up for these reads and vanished notes: the
+    front-matter id, the stored row's id and the derived id of each read note, the ids of
+    the vanished ones."""
+    ids = {m.entry_id for m in missing if m.entry_id}
+    for read in reads:
+        row = stored.get(read.note.rel_path)
+        if row is not None and row.entry_id:
+            ids.add(row.entry_id)
+        if read.text is not None and read.text.header.note_id:
+            ids.add(read.text.header.note_id)
+        ids.add(derived_id(source, read.note.rel_path))
+    return ids
 
 
 def _candidate_id(source: str, read: ReadResult, stored: dict[str, StoredNote]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -88,15 +89,28 @@ def derived_id(source: str, rel_path: str) -> str:
 
 
 class SlugRegistry:
-    """Entry slugs are unique per category; a clash gets a short hash of the id appended."""
+    """Entry slugs are unique per category; a clash gets a short hash of the id appended.
 
-    def __init__(self, refs: Mapping[str, EntryRef]) -> None:
-        self._owner: dict[tuple[str, str], str] = {(r.category_slug, r.slug): r.id
-                                                   for r in refs.values()}
+    Knows who owns each (category slug, slug) from every entry's ref, from a ready map, or
+    by asking `lookup` the first time a slug comes up (a scan of a few notes, which then
+    asks the store about those slugs only)."""
+
+    def __init__(self, refs: Mapping[str, EntryRef], *,
+                 owners: Mapping[tuple[str, str], str] | None = None,
+                 lookup: Callable[[str, str], str | None] | None = None) -> None:
+        self._owner: dict[tuple[str, str], str | None] = dict(owners) if owners is not None \
+            else {(r.category_slug, r.slug): r.id for r in refs.values()}
+        self._lookup = lookup
+
+    def _get(self, key: tuple[str, str]) -> str | None:
+        if key in self._owner or self._lookup is None:
+            return self._owner.get(key)
+        owner = self._owner[key] = self._lookup(*key)
+        return owner
 
     def release(self, category_slug: str, slug: str, entry_id: str) -> None:
-        if self._owner.get((category_slug, slug)) == entry_id:
-            del self._owner[(category_slug, slug)]
+        if self._get((category_slug, slug)) == entry_id:
+            self._owner[(category_slug, slug)] = None
 
     def claim(self, category_slug: str, stem: str, entry_id: str,
               current: EntryRef | None) -> str:
@@ -106,7 +120,7 @@ class SlugRegistry:
             self._owner[(category_slug, current.slug)] = entry_id
             return current.slug
         slug = base
-        owner = self._owner.get((category_slug, slug))
+        owner = self._get((category_slug, slug))
         if owner is not None and owner != entry_id:
             slug = f"{base}-{_short_hash(entry_id)}"
         self._owner[(category_slug, slug)] = entry_id

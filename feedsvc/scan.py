@@ -39,21 +39,41 @@ def content_settings(config: Config) -> ContentSettings:
         inline_math=ex.inline_math_placeholder))
 
 
+WALK_REASONS = {"startup", "takeover", "poll"}  # the safety net: always walk every file
+
+
 @dataclass
 class _Pending:
-    sources: set[str] = field(default_factory=set)
+    """What the next scan looks at, merged from every request since the last one started:
+    per source the union of the paths asked for; a request without paths (a walk) wins over
+    paths for its source, and one for every source (source None) wins over all."""
+
+    sources: set[str] = field(default_factory=set)  # walked
+    paths: dict[str, set[str]] = field(default_factory=dict)  # looked at just there
     everything: bool = False
     reasons: set[str] = field(default_factory=set)
 
-    def add(self, source: str | None, reason: str) -> None:
+    def add(self, source: str | None, paths: tuple[str, ...] | None, reason: str) -> None:
         if source is None:
             self.everything = True
-        else:
+        elif paths is None:
             self.sources.add(source)
+            self.paths.pop(source, None)
+        elif source not in self.sources:
+            self.paths.setdefault(source, set()).update(paths)
         self.reasons.add(reason)
 
+    def names(self) -> list[str] | None:
+        return None if self.everything else sorted(self.sources | set(self.paths))
+
+    def targets(self) -> dict[str, tuple[str, ...]]:
+        """source -> paths for the sources scanned at paths only (the rest are walked)."""
+        if self.everything:
+            return {}
+        return {name: tuple(sorted(p)) for name, p in self.paths.items()}
+
     def __bool__(self) -> bool:
-        return self.everything or bool(self.sources)
+        return self.everything or bool(self.sources) or bool(self.paths)
 
 
 
@@ -86,10 +106,14 @@ class Scanner:
                 reason: str = "webhook") -> str:
         """Ask for a scan in the background. Returns "started" or "queued" (merged into the
         scan that follows the running one: a burst yields at most one more scan).
-        `paths` (relative to the source) is accepted; targeted scans are not built yet, so
-        the source is walked."""
+        `paths` (clean, relative to the source; needs a source) limits the scan of that
+        source to those paths (a folder is walked, a path that is gone is removed); None
+        walks it. A `pull = "git"` source requested without paths is scanned at the files
+        its pull changed, unless a start-up or poll scan is merged in (those walk)."""
+        if paths is not None and source is None:
+            raise ValueError("paths need a source: they are relative to it")
         with self._pending_lock:
-            self._pending.add(source, reason)
+            self._pending.add(source, paths, reason)
             if self._worker is not None and self._worker.is_alive():
                 return "queued"
             self._worker = threading.Thread(target=self._drain, name="feedsvc-scan", daemon=True)
@@ -111,11 +135,12 @@ class Scanner:
                 if not pending:
                     self._worker = None
                     return
-            names = None if pending.everything else sorted(pending.sources)
             if pending.reasons - {"startup", "poll"}:
                 self._last_requested_start = time.monotonic()
             try:
-                self.run(names, reason="+".join(sorted(pending.reasons)), pull=True)
+                self.run(pending.names(), reason="+".join(sorted(pending.reasons)), pull=True,
+                         paths=pending.targets(),
+                         git_targets=not pending.reasons & WALK_REASONS)
             except Exception:  # the worker must survive anything a scan throws
                 logger.exception("background scan failed")
 
@@ -132,13 +157,16 @@ class Scanner:
 
     def run(self, sources: Sequence[str] | None = None, *, reason: str = "manual",
             allow_mass_delete: bool = False, dry_run: bool = False, pull: bool = False,
-            progress: Progress | None = None) -> ScanReport:
-        """One scan of the named sources (all when None). Never overlaps another."""
+            progress: Progress | None = None, paths: dict[str, tuple[str, ...]] | None = None,
+            git_targets: bool = False) -> ScanReport:
+        """One scan of the named sources (all when None). Never overlaps another. `paths`
+        and `git_targets`: see ScanPipeline.scan."""
         with self._run_lock:
             wall = time.perf_counter()
             try:
                 report = self.pipeline.scan(sources, reason=reason, allow_mass_delete=allow_mass_delete,
-                                    dry_run=dry_run, pull=pull, progress=progress)
+                                    dry_run=dry_run, pull=pull, progress=progress, paths=paths,
+                                    git_targets=git_targets)
             except Exception:  # counted, then re-raised untouched
                 metrics.record_scan_failure(reason)
                 raise
@@ -158,7 +186,9 @@ class Scanner:
     def publish_due(self) -> tuple[str, ...]:
         """Refresh feeds whose future-dated entries have come due."""
         with self._run_lock:
+            before = self.store.scan_stamp()
             changed = self.store.refresh_due(self.clock())
+            self.pipeline.keeper.refreshed(before, self.store.scan_stamp())
         for notify in self.store_listeners:
             notify()
         if changed:

@@ -1,51 +1,123 @@
 """Answers content's link questions for one scan: where every entry lives and which media
-files exist, from the store's entries plus this scan's plan."""
+files exist, from the store's entries plus this scan's plan.
+
+A name shared by several entries (two `index.md` in different folders, or in different
+sources) or media files resolves to the first of them by (source, rel_path), whatever order
+they were added or removed in: a scan that looks at one note and one that walks everything
+resolve every link the same way. The index can be kept across scans (SiteCache) and
+updated entry by entry (sitecache.py)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from typing import TypeVar
 
 from feedsvc.model import is_note_path
 from feedsvc.urls import Urls
 
+Where = tuple[str, str, str, str]  # (source, rel_path, category slug, slug)
+T = TypeVar("T", Where, str)
+
+
+def _put(table: dict[str, T | list[T]], key: str, value: T, same: int) -> None:
+    """Add a candidate under key, replacing one with the same first `same` fields
+    (same=0: the whole value)."""
+    current = table.get(key)
+    if current is None:
+        table[key] = value
+        return
+    items = current if isinstance(current, list) else [current]
+    ident = value[:same] if same else value
+    kept = [c for c in items if (c[:same] if same else c) != ident]
+    kept.append(value)
+    table[key] = kept[0] if len(kept) == 1 else kept
+
+
+def _drop(table: dict[str, T | list[T]], key: str, ident: object, same: int) -> None:
+    current = table.get(key)
+    if current is None:
+        return
+    items = current if isinstance(current, list) else [current]
+    kept = [c for c in items if (c[:same] if same else c) != ident]
+    if not kept:
+        del table[key]
+    else:
+        table[key] = kept[0] if len(kept) == 1 else kept
+
+
+def _all(value: T | list[T] | None) -> list[T]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _stem_key(rel_path: str) -> str:
+    return _last(rel_path.rsplit(".", 1)[0]).casefold()
+
+
+def _last(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
+
 
 class SiteIndex:
-    """A LinkResolver over a fixed set of entries and media files."""
+    """A LinkResolver over a set of entries and media files (add and remove freely)."""
 
     def __init__(self, urls: Urls) -> None:
         self.urls = urls
-        self._by_path: dict[tuple[str, str], tuple[str, str]] = {}
-        self._by_name: dict[str, tuple[str, str]] = {}
-        self._media: dict[str, dict[str, str]] = {}
+        # one key per entry (its stem) and per media file (its name), casefolded; a look-up
+        # by path goes through the last part of the path and filters the few found
+        self._by_name: dict[str, Where | list[Where]] = {}
+        self._media: dict[str, dict[str, str | list[str]]] = {}
 
     def add_entry(self, source: str, rel_path: str, category_slug: str, slug: str) -> None:
-        where = (category_slug, slug)
-        self._by_path[(source, rel_path)] = where
-        no_ext = rel_path.rsplit(".", 1)[0]
-        stem = no_ext.rsplit("/", 1)[-1]
-        self._by_name.setdefault(stem.casefold(), where)
-        self._by_name[no_ext.casefold()] = where
+        where = (sys.intern(source), rel_path, sys.intern(category_slug), slug)
+        _put(self._by_name, _stem_key(rel_path), where, 2)
+
+    def remove_entry(self, source: str, rel_path: str) -> None:
+        _drop(self._by_name, _stem_key(rel_path), (source, rel_path), 2)
 
     def add_media(self, source: str, rel_paths: Iterable[str]) -> None:
-        names = self._media.setdefault(source, {})
+        names = self._media.setdefault(sys.intern(source), {})
         for rel in rel_paths:
             if not is_note_path(rel):
-                names.setdefault(rel.rsplit("/", 1)[-1].casefold(), rel)
-                names.setdefault(rel.casefold(), rel)
+                _put(names, _last(rel).casefold(), rel, 0)
+
+    def remove_media(self, source: str, rel_paths: Iterable[str]) -> None:
+        names = self._media.get(source, {})
+        for rel in rel_paths:
+            _drop(names, _last(rel).casefold(), rel, 0)
+
+    def media_of(self, source: str) -> set[str]:
+        """Every media rel path known for a source."""
+        out: set[str] = set()
+        for value in self._media.get(source, {}).values():
+            out.update(value if isinstance(value, list) else [value])
+        return out
 
     def entry_url_for_path(self, source: str, rel_path: str) -> str | None:
-        where = self._by_path.get((source, rel_path))
-        return self.urls.entry(*where) if where else None
+        for where in _all(self._by_name.get(_stem_key(rel_path))):
+            if where[0] == source and where[1] == rel_path:
+                return self.urls.entry(where[2], where[3])
+        return None
 
     def entry_url_for_name(self, name: str) -> str | None:
+        """By stem (`[[note]]`) or by path from the source root without extension
+        (`[[folder/note]]`), ignoring case."""
         key = name.strip().casefold()
         if key.endswith((".md", ".markdown")):
             key = key.rsplit(".", 1)[0]
-        where = self._by_name.get(key)
-        return self.urls.entry(*where) if where else None
+        found = [w for w in _all(self._by_name.get(_last(key)))
+                 if "/" not in key or w[1].rsplit(".", 1)[0].casefold() == key]
+        where = min(found) if found else None
+        return self.urls.entry(where[2], where[3]) if where else None
 
     def media_path_for_name(self, source: str, name: str) -> str | None:
-        return self._media.get(source, {}).get(name.strip().casefold())
+        """By file name (`![[fig.png]]`) or by path from the source root, ignoring case."""
+        key = name.strip().casefold()
+        found = [rel for rel in _all(self._media.get(source, {}).get(_last(key)))
+                 if "/" not in key or rel.casefold() == key]
+        return min(found) if found else None
 
     def media_url(self, source: str, rel_path: str) -> str:
         return self.urls.media(source, rel_path)

@@ -10,7 +10,6 @@ import errno
 import logging
 import os
 import stat
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,11 @@ class Snapshot:
 
     def is_unseen(self, rel_path: str) -> bool:
         return any(rel_path.startswith(prefix + "/") or not prefix for prefix in self.unlisted)
+
+
+def in_scope(rel_path: str, scope: Iterable[str]) -> bool:
+    """Whether a rel path is one of the scope's paths or lies below one of them."""
+    return any(rel_path == p or rel_path.startswith(p + "/") for p in scope)
 
 
 def _check_root(source: Source) -> os.stat_result:
@@ -73,11 +77,12 @@ def snapshot_source(source: Source) -> Snapshot:
                     problems=tuple(walk.problems), unlisted=tuple(walk.unlisted))
 
 
-def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str]) -> Snapshot:
+def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str] = ()) -> Snapshot:
     """Look at just the named paths (clean, relative to the root): a note is stat-ed, a
     folder is walked, a path that is gone is simply not seen. `media` is the source's media
-    list from its last walk; the snapshot carries it updated for the named paths. The
-    snapshot's scope says which stored notes it speaks for (the paths and what lies below)."""
+    list from its last walk, if the caller wants it carried updated for the named paths.
+    The snapshot's scope says which stored notes it speaks for (the paths and what lies
+    below). A path that is absolute, climbs out with `..` or is hidden is left out."""
     root_stat = _check_root(source)
     real_root = os.path.realpath(source.root)
     name = source.name
@@ -86,8 +91,8 @@ def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str
     scope: list[str] = []
     for rel in sorted(set(rel_paths)):
         parts = rel.split("/")
-        if any(p.startswith(".") for p in parts):
-            continue  # hidden, as in a walk (.git, .obsidian, swap files)
+        if not is_safe_media_path(rel):
+            continue  # unsafe, or hidden as in a walk (.git, .obsidian, swap files)
         scope.append(rel)
         known = {m for m in known if m != rel and not m.startswith(rel + "/")}
         path = os.path.join(str(source.root), *parts)
@@ -232,23 +237,3 @@ def resolve_media_path(source: Source, rel_path: str) -> Path | None:
     if not _inside(real, real_root) or not os.path.isfile(real):
         return None
     return Path(real)
-
-
-GIT_TIMEOUT_SECONDS = 120
-
-
-def pull_git(source: Source) -> Problem | None:
-    """`git pull --ff-only` in the source folder before a webhook scan; a failure is a
-    problem for that source, and the scan goes on with what is on disk."""
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(source.root), "pull", "--ff-only", "--quiet"],
-            capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return Problem(source=source.name, path=None, reason=f"git pull failed: {e}")
-    if result.returncode != 0:
-        message = (result.stderr or result.stdout).strip().splitlines()
-        return Problem(source=source.name, path=None,
-                       reason=f"git pull failed: {message[-1] if message else result.returncode}")
-    return None

@@ -12,8 +12,8 @@ LAYERS: list[set[str]] = [
     {"model", "errors", "log", "process"},
     {"config", "shared"},
     {"urls", "webhook", "metrics"},
-    {"sources", "content", "store", "feeds", "dating"},
-    {"scan", "pipeline", "planning", "siteindex", "rendering", "publishing", "websub", "mediasync"},
+    {"sources", "content", "store", "feeds", "dating", "gitdiff"},
+    {"scan", "pipeline", "planning", "siteindex", "sitecache", "scanscope", "rendering", "publishing", "websub", "mediasync"},
     {"scheduler", "web", "export", "relay", "watcher"},  # watcher: watch = true sources
     {"server"},  # the pre-fork server: wires scheduler, relay and web per process
     {"cli"},
@@ -22,7 +22,9 @@ LAYERS: list[set[str]] = [
 # within layer 4 the orchestrator may use its helpers, which stay below it
 INTRA_LAYER_ALLOWED = {("scan", "pipeline"), ("pipeline", "mediasync"), ("pipeline", "planning"),
                        ("pipeline", "siteindex"), ("pipeline", "rendering"), ("publishing", "scan"),
-                       ("web", "export"), ("export", "web")}
+                       ("web", "export"), ("export", "web"),
+                       ("pipeline", "sitecache"), ("pipeline", "scanscope"),
+                       ("sitecache", "siteindex")}
 SIBLINGS = [{"sources", "content", "store", "feeds", "dating"}, {"scheduler", "web"}]
 
 

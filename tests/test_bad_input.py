@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
-from feedsvc import pipeline as scan_module
+from feedsvc import scanscope as scan_module
 from feedsvc.config import load_config
 from feedsvc.scan import Scanner
 from feedsvc.store import open_store

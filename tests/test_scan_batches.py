@@ -99,7 +99,7 @@ def test_batched_scan_equals_unbatched(config: Config, notes: NotesDir, clock: C
     batches: list[int] = []
     original = writes.write_entries
 
-    def counting(conn: Any, upserts: Any, gone: Any, now: dt.datetime) -> set[str]:
+    def counting(conn: Any, upserts: Any, gone: Any, now: dt.datetime) -> tuple[set[str], bool]:
         batches.append(len(upserts))
         return original(conn, upserts, gone, now)
 
@@ -123,7 +123,7 @@ def test_batches_commit_once(config: Config, notes: NotesDir, clock: Clock, stor
     seen: list[int] = []
     original = writes.write_entries
 
-    def watching(conn: Any, upserts: Any, gone: Any, now: dt.datetime) -> set[str]:
+    def watching(conn: Any, upserts: Any, gone: Any, now: dt.datetime) -> tuple[set[str], bool]:
         result = original(conn, upserts, gone, now)
         with reader.engine.connect() as other:  # another connection: sees committed rows only
             seen.append(other.execute(select(func.count()).select_from(entries)).scalar_one())

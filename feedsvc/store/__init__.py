@@ -47,6 +47,7 @@ from feedsvc.store import entries as entry_queries
 from feedsvc.store import locks as lock_queries
 from feedsvc.store import media as media_queries
 from feedsvc.store import migrator
+from feedsvc.store import notes as note_queries
 from feedsvc.store import requests as request_queries
 from feedsvc.store import state
 from feedsvc.store import writes
@@ -168,20 +169,15 @@ class Store:
 
     # -- scan side ----------------------------------------------------------------------
 
-    def note_stats(self, source: str) -> dict[str, tuple[int, int]]:
-        """rel_path -> (size, mtime_ns): all a no-change rescan needs to compare."""
+    def note_stats(self, source: str,
+                   scope: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+        """rel_path -> (size, mtime_ns) (with a scope: at those paths and below them)."""
         with self._read() as conn:
-            rows = conn.execute(select(notes.c.rel_path, notes.c.size, notes.c.mtime_ns)
-                                .where(notes.c.source == source))
-            return {path: (size, mtime) for path, size, mtime in rows}
+            return note_queries.note_stats(conn, source, scope)
 
-    def load_notes(self, source: str) -> dict[str, StoredNote]:
+    def load_notes(self, source: str, scope: Sequence[str] | None = None) -> dict[str, StoredNote]:
         with self._read() as conn:
-            rows = conn.execute(select(notes).where(notes.c.source == source))
-            return {r.rel_path: StoredNote(source=r.source, rel_path=r.rel_path, size=r.size,
-                                           mtime_ns=r.mtime_ns, file_hash=r.file_hash,
-                                           problem=r.problem, entry_id=r.entry_id)
-                    for r in rows}
+            return note_queries.load_notes(conn, source, scope)
 
     def id_authority(self, default: str, configured: str = "") -> str:
         """The naming authority of entry ids, fixed once per store: the first caller's
@@ -221,6 +217,14 @@ class Store:
         with self._read() as conn:
             return entry_queries.entry_refs(conn, source)
 
+    def slug_owner(self, category_slug: str, slug: str) -> str | None:
+        with self._read() as conn:
+            return entry_queries.slug_owner(conn, category_slug, slug)
+
+    def entry_refs_by_ids(self, ids: Iterable[str]) -> dict[str, EntryRef]:
+        with self._read() as conn:
+            return {r.id: r for r in entry_queries.refs_by_ids(conn, sorted(set(ids)))}
+
     def first_seen_times(self, ids: Iterable[str]) -> dict[str, dt.datetime]:
         ids = list(ids)
         out: dict[str, dt.datetime] = {}
@@ -249,13 +253,15 @@ class Store:
         entry id appears at most once across changes.upsert_entries and the batches."""
         now = changes.now
         with self._write() as conn:
-            affected = {ALL}
             streamed = 0
-            affected |= writes.write_entries(conn, changes.upsert_entries,
-                                            changes.delete_entries, now)
+            affected, categories_kept = writes.write_entries(conn, changes.upsert_entries,
+                                                             changes.delete_entries, now)
+            affected.add(ALL)
             for batch in stream:
                 streamed += len(batch)
-                affected |= writes.write_entries(conn, batch, (), now)
+                touched, kept = writes.write_entries(conn, batch, (), now)
+                affected |= touched
+                categories_kept = categories_kept and kept
             note_keys = list(changes.delete_notes) + [(n.source, n.rel_path)
                                                       for n in changes.upsert_notes]
             for start in range(0, len(note_keys), CHUNK):
@@ -272,7 +278,7 @@ class Store:
 
             affected |= state.purge_tombstones(
                 conn, now - dt.timedelta(days=self.tombstone_days))
-            changed = self._refresh_feeds(conn, affected, now)
+            changed = self._refresh_feeds(conn, affected, now, categories_kept=categories_kept)
             revision = state.revision(conn)
             if changed or streamed or not changes.is_empty:
                 revision = state.bump_revision(conn)
@@ -282,20 +288,25 @@ class Store:
                 state.mark_imported(conn, changes.imported_sources)
         return ApplyResult(revision=revision, changed_feeds=tuple(changed))
 
-    def _refresh_feeds(self, conn: Connection, affected: set[str], now: dt.datetime) -> list[str]:
+    def _refresh_feeds(self, conn: Connection, affected: set[str], now: dt.datetime, *,
+                       categories_kept: bool = False) -> list[str]:
         """Recompute the validators of the affected feeds, of the feeds whose entries came due
         since the last refresh and, when the rendering context changed, of every feed; then
-        record `now` as the moment feeds are rendered for (feeds_as_of)."""
+        record `now` as the moment feeds are rendered for (feeds_as_of). The OPML's too,
+        unless `categories_kept` (its list of categories cannot have moved) holds."""
         slugs = set(affected)
-        slugs |= state.slugs_coming_due(conn, state.feeds_as_of(conn), now)
-        if state.get_meta(conn, state.CONTEXT_KEY) != self.feed_context:
+        due = state.slugs_coming_due(conn, state.feeds_as_of(conn), now)
+        slugs |= due
+        context_moved = state.get_meta(conn, state.CONTEXT_KEY) != self.feed_context
+        if context_moved:
             slugs |= set(entry_queries.all_category_slugs(conn)) | {ALL}
             slugs |= set(_feed_state_slugs(conn))
             state.set_meta(conn, state.CONTEXT_KEY, self.feed_context)
         changed = state.refresh_feed_states(conn, slugs, limit=self.keep_per_category, now=now,
                                             context=self.feed_context)
-        if changed:
-            state.refresh_opml_state(conn, now, self.feed_context)
+        if changed and not (categories_kept and not due and not context_moved
+                            and state.get_opml_state(conn) is not None):
+            state.refresh_opml_state(conn, now, self.feed_context)  # reads every entry
         state.set_feeds_as_of(conn, now)
         return changed
 
@@ -331,6 +342,11 @@ class Store:
     def revision(self) -> int:
         with self._read() as conn:
             return state.revision(conn)
+
+    def scan_stamp(self) -> tuple[int, str]:
+        """Revision and last scan record: moved by any other process's scan (sitecache.py)."""
+        with self._read() as conn:
+            return state.revision(conn), state.get_meta(conn, "last_scan") or ""
 
     def latest_entries(self, category_slug: str, now: dt.datetime,
                        limit: int | None = None) -> list[Entry]:
@@ -398,10 +414,10 @@ class Store:
 
     # -- media --------------------------------------------------------------------------
 
-    def media_stats(self, source: str) -> dict[str, tuple[int, int]]:
-        """rel_path -> (size, mtime_ns) of the media the store holds for a source."""
+    def media_stats(self, source: str, scope: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+        """rel_path -> (size, mtime_ns) of a source's media (a scope: those paths and below)."""
         with self._read() as conn:
-            return media_queries.media_stats(conn, source)
+            return media_queries.media_stats(conn, source, scope)
 
     @contextmanager
     def media_batch(self, source: str) -> Iterator[MediaBatch]:

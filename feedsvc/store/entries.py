@@ -135,6 +135,22 @@ def entry_refs(conn: Connection, source: str | None = None) -> list[EntryRef]:
     return [row_to_ref(r) for r in conn.execute(query)]
 
 
+def slug_owner(conn: Connection, category_slug: str, slug: str) -> str | None:
+    """The id of the entry at (category slug, slug): one look-up on their unique index."""
+    owner: str | None = conn.execute(select(entries.c.id).where(
+        entries.c.category_slug == category_slug, entries.c.slug == slug)).scalar()
+    return owner
+
+
+def refs_by_ids(conn: Connection, ids: Sequence[str]) -> list[EntryRef]:
+    out: list[EntryRef] = []
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start:start + 500])
+        out.extend(row_to_ref(r) for r in conn.execute(select(*_REF_COLUMNS)
+                                                       .where(entries.c.id.in_(chunk))))
+    return out
+
+
 def entries_by_ids(conn: Connection, ids: Sequence[str]) -> list[Entry]:
     out: list[Entry] = []
     for start in range(0, len(ids), 500):

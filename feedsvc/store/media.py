@@ -4,6 +4,7 @@ written once per distinct SHA-256 and dropped when no media row names it any mor
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Sequence
 
 from sqlalchemy import Connection
 from sqlalchemy import delete
@@ -11,14 +12,19 @@ from sqlalchemy import insert
 from sqlalchemy import select
 
 from feedsvc.model import MediaInfo
+from feedsvc.store.notes import in_scope
+from feedsvc.store.notes import scope_clause
 from feedsvc.store.schema import media
 from feedsvc.store.schema import media_blobs
 
 
-def media_stats(conn: Connection, source: str) -> dict[str, tuple[int, int]]:
-    rows = conn.execute(select(media.c.rel_path, media.c.size, media.c.mtime_ns)
-                        .where(media.c.source == source))
-    return {path: (size, mtime) for path, size, mtime in rows}
+def media_stats(conn: Connection, source: str,
+                scope: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+    query = select(media.c.rel_path, media.c.size, media.c.mtime_ns).where(media.c.source == source)
+    if scope is not None:
+        query = query.where(scope_clause(conn, media.c.rel_path, scope))
+    return {path: (size, mtime) for path, size, mtime in conn.execute(query)
+            if scope is None or in_scope(path, scope)}
 
 
 def media_info(conn: Connection, source: str, rel_path: str) -> MediaInfo | None:

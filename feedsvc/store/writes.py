@@ -33,12 +33,13 @@ def delete_in(conn: Connection, column: Any, values: Sequence[str]) -> None:
 
 
 def write_entries(conn: Connection, upserts: Sequence[EntryChange], gone: Sequence[str],
-                  now: dt.datetime) -> set[str]:
-    """Replace the rows of these entries (links, tags, tombstones too); the feeds touched."""
+                  now: dt.datetime) -> tuple[set[str], bool]:
+    """Replace the rows of these entries (links, tags, tombstones too); the feeds touched,
+    and whether the OPML's list of categories surely stays (state.categories_kept)."""
     touched = [c.entry.id for c in upserts]
     ids = touched + list(gone)
     if not ids:
-        return set()
+        return set(), True
     old = {e.id: e for e in entry_queries.entries_by_ids(conn, ids)}
     old_tags = entry_queries.tag_keys_of(conn, ids)
     affected = {e.category.slug for e in old.values()}
@@ -58,7 +59,7 @@ def write_entries(conn: Connection, upserts: Sequence[EntryChange], gone: Sequen
         if tag_rows:
             conn.execute(insert(entry_tags), tag_rows)
     write_tombstones(conn, now, upserts, old, old_tags)
-    return affected
+    return affected, state.categories_kept(old, [c.entry for c in upserts], gone, now)
 
 
 def write_tombstones(conn: Connection, now: dt.datetime, upserts: Sequence[EntryChange],

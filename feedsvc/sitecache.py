@@ -1,0 +1,161 @@
+"""What a scan needs to know about every entry, kept between scans so that a scan of one
+note does not load them all: the link index (siteindex.py), how many entries each source
+has (the deletion guard's denominator), the notes that failed and the imported sources.
+
+The cache is valid while the store's stamp (revision and last scan record) is the one it
+was built or last updated at.
+During a scan the index moves with the plan, which is where the store has the entries once
+the scan is applied; the rest follows after apply. On any doubt (a dry run, an error,
+another process writing in between) it is thrown away and built afresh next time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from feedsvc.model import Changeset
+from feedsvc.model import EntryRef
+from feedsvc.model import Problem
+from feedsvc.siteindex import SiteIndex
+from feedsvc.sources import Snapshot
+from feedsvc.store import Store
+from feedsvc.urls import Urls
+
+Stamp = tuple[int, str]  # Store.scan_stamp(): revision, last scan record
+
+
+class SiteCache:
+    """The kept state itself (see the module docstring)."""
+
+    def __init__(self, urls: Urls, refs: Iterable[EntryRef], media: dict[str, Iterable[str]],
+                 stamp: Stamp) -> None:
+        self.index = SiteIndex(urls)
+        self.counts: dict[str, int] = {}
+        self.stamp = stamp
+        self.problems: dict[tuple[str, str], Problem] | None = None  # notes that failed
+        self.imported: set[str] = set()  # sources known to be imported (that never undoes)
+        for ref in refs:
+            self.index.add_entry(ref.source, ref.rel_path, ref.category_slug, ref.slug)
+            self.counts[ref.source] = self.counts.get(ref.source, 0) + 1
+        for source, paths in media.items():
+            self.index.add_media(source, paths)
+
+
+class SiteKeeper:
+    """Holds a SiteCache for one pipeline and keeps it in step with the store."""
+
+    def __init__(self, store: Store, urls: Urls, sources: Iterable[str]) -> None:
+        self.store = store
+        self.urls = urls
+        self.sources = tuple(sources)
+        self.cache: SiteCache | None = None
+        self.stamp_before: Stamp | None = None  # the store's stamp as the scan began
+        self.media_in_scope: dict[str, dict[str, tuple[int, int]]] = {}
+
+    def begin(self, snapshots: dict[str, Snapshot], stamp: Stamp,
+              media_in_scope: dict[str, dict[str, tuple[int, int]]]) -> None:
+        """At the start of a scan: drop a cache the store moved away from, else bring its
+        media in line with what the snapshots saw (before anything is rendered).
+        `media_in_scope`: the stored media at each targeted snapshot's scope."""
+        self.stamp_before = stamp
+        self.media_in_scope = media_in_scope
+        if self.cache is None or self.cache.stamp != stamp:
+            self.cache = None
+            return
+        index = self.cache.index
+        for name, snap in snapshots.items():
+            if snap.scope is None:
+                known = index.media_of(name)
+                index.remove_media(name, known - set(snap.media))
+                index.add_media(name, [m for m in snap.media if m not in known])
+            else:
+                self._scoped_media(snap)
+
+    def get(self, snapshots: dict[str, Snapshot]) -> SiteCache:
+        """The kept cache, or one built from every entry ref and every source's media
+        (a walked source's from its walk)."""
+        if self.cache is not None:
+            return self.cache
+        assert self.stamp_before is not None
+        media: dict[str, Iterable[str]] = {}
+        for name in self.sources:
+            snap = snapshots.get(name)
+            media[name] = snap.media if snap is not None and snap.scope is None \
+                else self.store.media_stats(name)
+        self.cache = SiteCache(self.urls, self.store.entry_refs(), media, self.stamp_before)
+        for snap in snapshots.values():
+            if snap.scope is not None:
+                self._scoped_media(snap)
+        return self.cache
+
+    def _scoped_media(self, snap: Snapshot) -> None:
+        """A targeted snapshot's media replace what the index had at its paths and below."""
+        assert self.cache is not None and snap.scope is not None
+        index = self.cache.index
+        now = set(snap.media)
+        stored = set(self.media_in_scope.get(snap.source, {}))
+        index.remove_media(snap.source, (stored | set(snap.scope)) - now)
+        index.add_media(snap.source, sorted(now))
+
+    def drop(self) -> None:
+        self.cache = None
+
+    def source_imported(self, source: str) -> bool:
+        """Store.source_imported(), remembered once true while the cache holds."""
+        cache = self.cache
+        if cache is not None and source in cache.imported:
+            return True
+        imported = self.store.source_imported(source)
+        if imported and cache is not None and cache.stamp == self.stamp_before:
+            cache.imported.add(source)
+        return imported
+
+    def note_problems(self) -> list[Problem]:
+        """Store.note_problems(), from the cache when it holds (the query reads every note)."""
+        cache = self.cache
+        if cache is None or cache.stamp != self.stamp_before:
+            return self.store.note_problems()
+        if cache.problems is None:
+            cache.problems = {(p.source, p.path or ""): p for p in self.store.note_problems()}
+        return [cache.problems[key] for key in sorted(cache.problems)]
+
+    def applied(self, result_revision: int, changes: Changeset, refs_before: dict[str, EntryRef],
+                upserted: Iterable[tuple[str, str]] = ()) -> None:
+        """After a scan was applied: entry counts per source, and the stamp it matches
+        (unless another process wrote in between). `upserted`: (entry id, source) of the
+        entries streamed into apply() besides changes.upsert_entries."""
+        cache, before = self.cache, self.stamp_before
+        # what apply() wrote (store/__init__.py): a stamp that differs next time means
+        # another process wrote in between, and the cache is rebuilt
+        after = (result_revision, json.dumps(changes.report.to_dict()) if changes.report
+                 else (before[1] if before else ""))
+        if cache is None or before is None or cache.stamp != before or \
+                result_revision not in (before[0], before[0] + 1) or after[0] != result_revision:
+            self.cache = None
+            return
+        pairs = [(c.entry.id, c.entry.source) for c in changes.upsert_entries] + list(upserted)
+        for entry_id, source in pairs:
+            old = refs_before.get(entry_id)
+            if old is None or old.source != source:
+                cache.counts[source] = cache.counts.get(source, 0) + 1
+            if old is not None and old.source != source:
+                cache.counts[old.source] -= 1
+        for entry_id in changes.delete_entries:
+            if entry_id in refs_before:
+                cache.counts[refs_before[entry_id].source] -= 1
+        if cache.problems is not None:
+            for key in changes.delete_notes:
+                cache.problems.pop(key, None)
+            for row in changes.upsert_notes:
+                if row.problem is None:
+                    cache.problems.pop((row.source, row.rel_path), None)
+                else:
+                    cache.problems[(row.source, row.rel_path)] = Problem(
+                        source=row.source, path=row.rel_path, reason=row.problem)
+        cache.stamp = after
+
+    def refreshed(self, before: Stamp, after: Stamp) -> None:
+        """Feed validators were refreshed (no entry changed): the kept cache still holds."""
+        if self.cache is not None and self.cache.stamp == before and before[1] == after[1] \
+                and after[0] in (before[0], before[0] + 1):
+            self.cache.stamp = after
