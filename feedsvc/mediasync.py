@@ -11,6 +11,7 @@ import hashlib
 import logging
 import mimetypes
 import os
+import stat
 from collections.abc import Iterable
 from collections.abc import Mapping
 
@@ -85,6 +86,8 @@ def sync_media(store: Store, source: Source, snapshot: Snapshot, *,
 def _copy_one(batch: MediaBatch, source: Source, rel: str,
               stored: tuple[int, int] | None) -> Problem | bool:
     """Copy one file; False when unchanged or vanished, a Problem when refused."""
+    if stored is not None and _unchanged(source, rel, stored):
+        return False
     path = resolve_media_path(source, rel)
     if path is None:
         return False  # vanished or turned into a link out of the source since the walk
@@ -113,5 +116,16 @@ def _copy_one(batch: MediaBatch, source: Source, rel: str,
     info = MediaInfo(source=source.name, rel_path=rel, hash=digest, size=len(data),
                      mtime_ns=st.st_mtime_ns, media_type=guess_media_type(rel),
                      last_modified=modified.replace(microsecond=0))
-    batch.put(info, None if batch.has_blob(digest) else data)
+    batch.put(info, data)
     return True
+
+
+def _unchanged(source: Source, rel: str, stored: tuple[int, int]) -> bool:
+    """A plain file (not a link) with the size and mtime it had when copied: one lstat, no
+    realpath (a rescan of a source with many images spent most of its time resolving them).
+    Anything else takes the full check of resolve_media_path before it is read."""
+    try:
+        st = os.lstat(os.path.join(source.root, *rel.split("/")))
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(st.st_mode) and stored == (st.st_size, st.st_mtime_ns)

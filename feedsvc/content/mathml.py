@@ -43,8 +43,14 @@ def tex_to_mathml(tex: str, display: bool) -> str:
     escaped = html.escape(tex, quote=True)
     mathml = (f'<math display="{"block" if display else "inline"}" alttext="{escaped}">'
               f"<mrow>{inner}</mrow></math>")
-    return nh3.clean(mathml, tags=set(MATHML_TAGS),
-                     attributes={tag: set(MATHML_ATTRIBUTES) for tag in MATHML_TAGS})
+    return _cleaner().clean(mathml)
+
+
+@functools.cache
+def _cleaner() -> nh3.Cleaner:
+    """Built once (nh3.clean() would build its rule set again for every formula)."""
+    return nh3.Cleaner(tags=set(MATHML_TAGS),
+                       attributes={tag: set(MATHML_ATTRIBUTES) for tag in MATHML_TAGS})
 
 
 def _fallback(tex: str, display: bool) -> str:
