@@ -20,6 +20,7 @@ from feedsvc.model import Problem
 from feedsvc.model import Source
 from feedsvc.sources import Snapshot
 from feedsvc.sources import in_scope
+from feedsvc.sources import read_bounded
 from feedsvc.sources import resolve_media_path
 from feedsvc.store import MediaBatch
 from feedsvc.store import Store
@@ -104,7 +105,7 @@ def _copy_one(batch: MediaBatch, source: Source, rel: str,
                               f"not copied into the store")
     try:
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            data = read_bounded(f, st.st_size, limit)
     except OSError as e:
         return Problem(source=source.name, path=rel, reason=f"media file cannot be read: "
                                                             f"{e.strerror}")

@@ -43,18 +43,22 @@ from feedsvc.planning import PlannedEntry
 from feedsvc.planning import ReadResult
 from feedsvc.planning import SlugRegistry
 from feedsvc.planning import SourcePlan
+from feedsvc.planning import candidate_id
+from feedsvc.planning import candidate_ids
 from feedsvc.planning import category_for
 from feedsvc.planning import changed_notes
 from feedsvc.planning import guard_deletions
-from feedsvc.planning import derived_id
+from feedsvc.planning import ids_in_play
 from feedsvc.planning import plan_source
 from feedsvc.rendering import CHUNK as RENDER_CHUNK
 from feedsvc.rendering import PARALLEL_THRESHOLD
+from feedsvc.rendering import ScanWorkers
 from feedsvc.rendering import Spill
 from feedsvc.rendering import StreamJob
 from feedsvc.rendering import read_one
 from feedsvc.rendering import read_stream
 from feedsvc.rendering import render_stream
+from feedsvc.rendering import start_scan_workers
 from feedsvc.rendering import unpack
 from feedsvc.sitecache import SiteCache
 from feedsvc.sitecache import SiteKeeper
@@ -82,6 +86,7 @@ class ScanPipeline:
         self.batch_size = BATCH_SIZE  # entries per insert batch (and per spilled batch)
         self.keeper = SiteKeeper(store, self.urls, [s.name for s in config.sources])
         self._refs: dict[str, EntryRef] = {}  # refs of the entries the current scan touches
+        self._pool: ScanWorkers | None = None  # the current big scan's workers
 
 
     def scan(self, names: Sequence[str] | None, *, reason: str, allow_mass_delete: bool,
@@ -98,6 +103,13 @@ class ScanPipeline:
         except BaseException:
             self.keeper.drop()  # it may be half updated
             raise
+        finally:
+            self._close_pool()
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def _scan(self, names: Sequence[str] | None, *, reason: str, allow_mass_delete: bool,
               dry_run: bool, pull: bool, progress: Progress | None,
@@ -135,6 +147,11 @@ class ScanPipeline:
                           for name, snap in snapshots.items() if snap.scope is not None}
         self.keeper.begin(snapshots, stamp, media_in_scope)
 
+        # a big scan forks its workers now, while this process is small (they never hold
+        # the plan), and reads and renders with them
+        if sum(len(c) for c, _ in work.values()) >= PARALLEL_THRESHOLD:
+            self._pool = start_scan_workers(self.settings, folder=self._spill_folder())
+
         problems: list[Problem] = [p for s in snapshots.values() for p in s.problems]
         changeset_parts: list[SourcePlan] = []
         planned: list[PlannedEntry] = []
@@ -166,6 +183,7 @@ class ScanPipeline:
         media = None if dry_run else (lambda: sync_all(self.store, sources, snapshots,
                                                        source_errors, stored=media_in_scope))
         spill, stale, media_problems = self._render(planned, index, changeset_parts, media)
+        self._close_pool()  # the workers are gone before the inserts
         problems.extend(media_problems)
         report = ScanReport(
             started=started, finished=self.clock(), reason=reason,
@@ -231,7 +249,7 @@ class ScanPipeline:
             source = self.config.source(name)
             reads_by_source[name] = reads = []
             outcomes = read_stream(changed, source.max_file_bytes, self.settings,
-                                   parallel=len(changed) >= PARALLEL_THRESHOLD)
+                                   parallel=len(changed) >= PARALLEL_THRESHOLD, pool=self._pool)
             for note, (file_hash, text, error) in zip(changed, outcomes):
                 reads.append(ReadResult(note=note, file_hash=file_hash, text=text, error=error))
                 done += 1
@@ -240,7 +258,7 @@ class ScanPipeline:
         # the refs of every entry this scan may touch, looked up by id (not all of them)
         in_play: set[str] = set()
         for name, (_, missing) in work.items():
-            in_play |= _ids_in_play(name, reads_by_source[name], stored[name], missing)
+            in_play |= ids_in_play(name, reads_by_source[name], stored[name], missing)
         refs = self.store.entry_refs_by_ids(in_play)
         self._refs = refs
         # a few notes ask the store about their slugs; a big scan loads them all at once
@@ -256,7 +274,7 @@ class ScanPipeline:
                                   if n.rel_path in stored[name]]:
                 if old.entry_id and claimed.get(old.entry_id) == f"{name}:{old.rel_path}":
                     del claimed[old.entry_id]
-            first_seen = self.store.first_seen_times(_candidate_ids(name, reads, stored[name],
+            first_seen = self.store.first_seen_times(candidate_ids(name, reads, stored[name],
                                                                     missing))
             dates = self._import_dates(source, reads, stored[name], first_seen, now)
             plan = plan_source(source=source, reads=reads, missing=missing, stored=stored[name],
@@ -291,9 +309,9 @@ class ScanPipeline:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mediasync") as side:
                 future: Future[list[Problem]] | None = None
                 done = 0
-                for size, changed, data in render_stream(self._jobs(planned, hashes), index,
-                                                   self.settings,
-                                                   parallel=len(planned) >= PARALLEL_THRESHOLD):
+                for size, changed, data in render_stream(
+                        self._jobs(planned, hashes), index, self.settings,
+                        parallel=len(planned) >= PARALLEL_THRESHOLD, pool=self._pool):
                     if media is not None and future is None:  # after the pool forked
                         future = side.submit(media)
                     for i in changed:
@@ -358,7 +376,7 @@ class ScanPipeline:
         undated = {r.note.rel_path: r.note.mtime_ns for r in reads
                    if r.text is not None and r.text.header.published is None
                    and r.note.rel_path not in stored
-                   and _candidate_id(source.name, r, stored) not in first_seen}
+                   and candidate_id(source.name, r, stored) not in first_seen}
         return import_dates(source.root, undated, now=now)
 
     def _slug_overrides(self) -> dict[str, str]:
@@ -460,39 +478,3 @@ class ScanPipeline:
         )
         return EntryChange(entry=entry, links=parsed.links if parsed else (),
                            tags=tag_slugs(entry.tags))
-
-
-
-def _ids_in_play(source: str, reads: list[ReadResult], stored: dict[str, StoredNote],
-                 missing: list[StoredNote]) -> set[str]:
-    """Every entry id plan_source may look up for these reads and vanished notes: the
-    front-matter id, the stored row's id and the derived id of each read note, the ids of
-    the vanished ones."""
-    ids = {m.entry_id for m in missing if m.entry_id}
-    for read in reads:
-        row = stored.get(read.note.rel_path)
-        if row is not None and row.entry_id:
-            ids.add(row.entry_id)
-        if read.text is not None and read.text.header.note_id:
-            ids.add(read.text.header.note_id)
-        ids.add(derived_id(source, read.note.rel_path))
-    return ids
-
-
-def _candidate_id(source: str, read: ReadResult, stored: dict[str, StoredNote]) -> str:
-    assert read.text is not None
-    row = stored.get(read.note.rel_path)
-    return (read.text.header.note_id or (row.entry_id if row and row.entry_id else None)
-            or f"{source}/{read.note.rel_path}")
-
-
-def _candidate_ids(source: str, reads: list[ReadResult], stored: dict[str, StoredNote],
-                   missing: list[StoredNote]) -> set[str]:
-    """Ids whose first-seen time the plan may need: each read note's likely id and the
-    ids of vanished notes (a rename carries theirs over)."""
-    ids = {m.entry_id for m in missing if m.entry_id}
-    for read in reads:
-        if read.text is None:
-            continue
-        ids.add(_candidate_id(source, read, stored))
-    return ids

@@ -286,3 +286,38 @@ def guard_deletions(*, source: str, removed: int, existing: int, max_fraction: f
                               f"for this source; run `feedsvc scan --allow-mass-delete` if "
                               f"this is intended")
     return None
+
+
+def ids_in_play(source: str, reads: list[ReadResult], stored: dict[str, StoredNote],
+                 missing: list[StoredNote]) -> set[str]:
+    """Every entry id plan_source may look up for these reads and vanished notes: the
+    front-matter id, the stored row's id and the derived id of each read note, the ids of
+    the vanished ones."""
+    ids = {m.entry_id for m in missing if m.entry_id}
+    for read in reads:
+        row = stored.get(read.note.rel_path)
+        if row is not None and row.entry_id:
+            ids.add(row.entry_id)
+        if read.text is not None and read.text.header.note_id:
+            ids.add(read.text.header.note_id)
+        ids.add(derived_id(source, read.note.rel_path))
+    return ids
+
+
+def candidate_id(source: str, read: ReadResult, stored: dict[str, StoredNote]) -> str:
+    assert read.text is not None
+    row = stored.get(read.note.rel_path)
+    return (read.text.header.note_id or (row.entry_id if row and row.entry_id else None)
+            or f"{source}/{read.note.rel_path}")
+
+
+def candidate_ids(source: str, reads: list[ReadResult], stored: dict[str, StoredNote],
+                   missing: list[StoredNote]) -> set[str]:
+    """Ids whose first-seen time the plan may need: each read note's likely id and the
+    ids of vanished notes (a rename carries theirs over)."""
+    ids = {m.entry_id for m in missing if m.entry_id}
+    for read in reads:
+        if read.text is None:
+            continue
+        ids.add(candidate_id(source, read, stored))
+    return ids

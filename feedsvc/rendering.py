@@ -13,10 +13,13 @@ A scan streams (render_stream): the parent keeps no note bodies, each job names 
 was planned from (their hash) and the worker reads the file again; chunks come back in order
 with a bounded number in flight, so memory does not grow with the size of the scan. The pool
 is forked once per stream with the collector frozen (gc.freeze), so the workers' collections
-do not copy the pages of the parent's plan."""
+do not copy the pages of the parent's plan. A big scan forks its pool (ScanWorkers) before it
+plans, while the parent is still small, and uses it to read and then to render: the workers'
+memory does not hold the plan at all, and the link index reaches them as a file."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import itertools
@@ -72,6 +75,7 @@ Packed = tuple[int, list[int], bytes]
 IN_FLIGHT_PER_WORKER = 3
 
 _worker_state: tuple[LinkResolver, ContentSettings] | None = None
+_loaded_resolver: tuple[str, LinkResolver] | None = None  # in a ScanWorkers worker
 _pool_lock = threading.Lock()  # one parallel batch at a time: workers fork with _worker_state
 
 
@@ -141,6 +145,18 @@ def _render_stream_chunk(jobs: list[StreamJob]) -> Packed:
     return pack([render_stream_job(job, resolver, settings) for job in jobs])
 
 
+def _render_stream_chunk_from(resolver_path: str, jobs: list[StreamJob]) -> Packed:
+    """_render_stream_chunk in a ScanWorkers worker: the resolver is read (once per worker
+    and scan) from the file the parent pickled it to."""
+    global _loaded_resolver
+    assert _worker_state is not None
+    if _loaded_resolver is None or _loaded_resolver[0] != resolver_path:
+        _loaded_resolver = None
+        with open(resolver_path, "rb") as f:
+            _loaded_resolver = (resolver_path, pickle.load(f))
+    return pack([render_stream_job(job, _loaded_resolver[1], _worker_state[1]) for job in jobs])
+
+
 def pack(rendered: list[Rendered]) -> Packed:
     stale = [i for i, (_, changed) in enumerate(rendered) if changed]
     data = pickle.dumps([result for result, _ in rendered], protocol=pickle.HIGHEST_PROTOCOL)
@@ -186,15 +202,25 @@ def _reread(note: NoteFile, file_hash: str, max_bytes: int,
 
 def render_stream(jobs: Iterable[list[StreamJob]], resolver: LinkResolver,
                   settings: ContentSettings, *, parallel: bool,
-                  workers: int | None = None) -> Iterator[Packed]:
+                  workers: int | None = None,
+                  pool: ScanWorkers | None = None) -> Iterator[Packed]:
     """Render chunks of jobs, yielding each chunk's packed results in order. With `parallel`
-    (and two cores or more) one forked pool renders them, at most IN_FLIGHT_PER_WORKER chunks
-    per worker ahead of the consumer; otherwise, or if the pool breaks, in-process."""
+    (and two cores or more) a forked pool renders them -- `pool` if given, else one forked
+    now -- at most IN_FLIGHT_PER_WORKER chunks per worker ahead of the consumer; otherwise,
+    or if the pool breaks, in-process."""
     workers = worker_count() if workers is None else workers
 
     def local(job: StreamJob) -> Rendered:
         return render_stream_job(job, resolver, settings)
 
+    if pool is not None and parallel and pool.usable:
+        with tempfile.NamedTemporaryFile(dir=pool.folder, prefix="feedsvc-links-",
+                                         suffix=".pickle") as f:
+            pickle.dump(resolver, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            yield from pool.stream(functools.partial(_render_stream_chunk_from, f.name),
+                                   iter(jobs), lambda chunk: pack([local(job) for job in chunk]))
+        return
     if not parallel or workers < 2:
         for chunk in jobs:
             yield pack([local(job) for job in chunk])
@@ -232,10 +258,19 @@ def _read_chunk(jobs: list[ReadJob]) -> list[ReadOutcome]:
 
 
 def read_stream(notes: Sequence[NoteFile], max_bytes: int, settings: ContentSettings, *,
-                parallel: bool, workers: int | None = None) -> Iterator[ReadOutcome]:
-    """read_one for every note, in order; spread over a forked pool when `parallel` (forked
-    before the scan builds its big structures, so the workers start small)."""
+                parallel: bool, workers: int | None = None,
+                pool: ScanWorkers | None = None) -> Iterator[ReadOutcome]:
+    """read_one for every note, in order; spread over a forked pool when `parallel` (`pool`,
+    or one forked now: before the scan builds its big structures, so the workers start
+    small)."""
     workers = worker_count() if workers is None else workers
+    if pool is not None and parallel and pool.usable:
+        chunks = ([(n, max_bytes) for n in notes[i:i + READ_CHUNK]]
+                  for i in range(0, len(notes), READ_CHUNK))
+        for outcomes in pool.stream(_read_chunk, chunks, lambda jobs: [
+                read_one(note, max_bytes, settings) for note, max_bytes in jobs]):
+            yield from outcomes
+        return
     if not parallel or workers < 2:
         for note in notes:
             yield read_one(note, max_bytes, settings)
@@ -249,41 +284,102 @@ def read_stream(notes: Sequence[NoteFile], max_bytes: int, settings: ContentSett
             yield from chunk
 
 
+def start_scan_workers(settings: ContentSettings, *, folder: str | None = None,
+                       workers: int | None = None) -> ScanWorkers:
+    """A ScanWorkers pool forked now, its workers set up to read with these settings and
+    to render with the link index each render stream hands them."""
+    pool = ScanWorkers(workers=workers, folder=folder)
+    if pool.usable:
+        with _pool_lock:
+            _init_worker(NoLinks(), settings)
+            pool.start()
+    return pool
+
+
 def _stream_in_pool(func: Callable[[list[J]], R], chunks: Iterator[list[J]],
                     local: Callable[[list[J]], R], workers: int) -> Iterator[R]:
-    """func over chunks in a forked pool, results in order, a bounded number in flight;
-    in-process (local) from the first chunk not done if the pool breaks."""
-    gc.collect()
-    gc.freeze()  # the workers' collector leaves the parent's objects (and their pages) alone
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    pending: deque[tuple[list[J], Future[R]]] = deque()
-    unsent: list[J] | None = None
-    finished = False
+    """func over chunks in a pool forked now, results in order (ScanWorkers.stream)."""
+    pool = ScanWorkers(workers=workers)
     try:
+        yield from pool.stream(func, chunks, local)
+    finally:
+        pool.close()
+
+
+class ScanWorkers:
+    """Render workers forked once (with the collector frozen, so their collections leave
+    the parent's pages alone), used by several streams: a big scan forks them before it
+    plans and reads, then renders, with them. A pool that fails to start or breaks is not
+    used again: the streams run in-process from the first chunk not done.
+    Forked with _worker_state = (NoLinks, settings) as it is when they fork."""
+
+    def __init__(self, *, workers: int | None = None, folder: str | None = None) -> None:
+        self.workers = worker_count() if workers is None else workers
+        self.folder = folder  # for the pickled link index
+        self._pool: ProcessPoolExecutor | None = None
+        self._broken = False
+
+    @property
+    def usable(self) -> bool:
+        return not self._broken and self.workers >= 2
+
+    def start(self) -> None:
+        if self._pool is not None or not self.usable:
+            return
+        gc.collect()
+        gc.freeze()  # the workers' collector leaves the parent's objects (and their pages) alone
+        pool = ProcessPoolExecutor(max_workers=self.workers,
+                                   mp_context=multiprocessing.get_context("fork"))
+        self._pool = pool
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # see the module docstring
                 pool.submit(_ping).result(timeout=STARTUP_TIMEOUT_SECONDS)
+        except (BrokenProcessPool, FutureTimeoutError, OSError) as e:
+            self._fail(e)
         finally:
             gc.unfreeze()
-        for chunk in chunks:
-            unsent = chunk
-            pending.append((chunk, pool.submit(func, chunk)))
-            unsent = None
-            if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+
+    def stream(self, func: Callable[[list[J]], R], chunks: Iterator[list[J]],
+               local: Callable[[list[J]], R]) -> Iterator[R]:
+        """func over chunks, results in order, a bounded number in flight; in-process
+        (local) from the first chunk not done if the pool cannot start or breaks."""
+        self.start()
+        pending: deque[tuple[list[J], Future[R]]] = deque()
+        unsent: list[J] | None = None
+        try:
+            if self._pool is None:
+                raise BrokenProcessPool("the pool did not start")
+            for chunk in chunks:
+                unsent = chunk
+                pending.append((chunk, self._pool.submit(func, chunk)))
+                unsent = None
+                if len(pending) >= self.workers * IN_FLIGHT_PER_WORKER:
+                    yield _next_done(pending)
+            while pending:
                 yield _next_done(pending)
-        while pending:
-            yield _next_done(pending)
-        finished = True
-    except (BrokenProcessPool, FutureTimeoutError, OSError) as e:
-        logger.warning("parallel rendering unavailable, rendering in-process: %s",
-                       type(e).__name__)
-        pool.shutdown(wait=False, cancel_futures=True)
-        left = [chunk for chunk, _ in pending] + ([unsent] if unsent is not None else [])
-        for chunk in itertools.chain(left, chunks):
-            yield local(chunk)
-    finally:
-        pool.shutdown(wait=finished, cancel_futures=not finished)
+        except (BrokenProcessPool, FutureTimeoutError, OSError) as e:
+            self._fail(e)
+            left = [chunk for chunk, _ in pending] + ([unsent] if unsent is not None else [])
+            for chunk in itertools.chain(left, chunks):
+                yield local(chunk)
+        finally:
+            for _, future in pending:  # a consumer that stopped early
+                future.cancel()
+
+    def _fail(self, error: BaseException) -> None:
+        if not self._broken:
+            logger.warning("parallel rendering unavailable, rendering in-process: %s",
+                           type(error).__name__)
+        self._broken = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=not self._broken, cancel_futures=True)
+            self._pool = None
 
 
 def _next_done(pending: deque[tuple[list[J], Future[R]]]) -> R:
