@@ -11,8 +11,8 @@ webhook; the scan's pull finds the file), `bare` (plain folder, no payload: a fu
 `watch` (`watch = true`, no webhook at all). Each mode works on its own copy of the shared
 corpus (`cp -al`; an edit writes a new file and os.replace()s it, so the shared inode is never
 touched) with its own store, both kept under --workdir and reused by later runs (the first scan
-of 100k notes takes minutes). Edits change the body of one of the newest notes of a category
-(so it is in that category's feed) to hold a unique marker; the poll is a conditional GET
+of 100k notes takes minutes). Edits change the body of a note that is in its category's JSON feed
+(picked from the feeds after the first scan) to hold a unique marker; the poll is a conditional GET
 (If-None-Match) on one keep-alive connection every --poll-ms. Prints p50/p90/max per mode and
 gap, in ms.
 """
@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -47,8 +48,6 @@ REPO = Path(__file__).resolve().parents[1]
 MODES = ("payload", "git", "bare", "watch")
 SECRET = "bench-latency"
 MARK = re.compile(r"\n\nLATENCYMARK[0-9a-f]+\n\Z")
-DATE = re.compile(r"^date:\s*(\S+)", re.M)
-DRAFT_OR_MOVED = re.compile(r"^(draft:\s*true|category:)", re.M)
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"}
 
@@ -114,24 +113,26 @@ def seed_store(args: argparse.Namespace, work: Path) -> None:
             return
 
 
-def newest_notes(root: Path, count: int, seed: int) -> list[tuple[str, str]]:
-    """(rel path, category slug) of notes among the newest of their category (so they are in
-    its feed), `count` of them, spread over the categories."""
-    by_category: dict[str, list[tuple[str, str]]] = {}
-    now = time.strftime("%Y-%m-%dT%H:%M:%S")
+def notes_in_feeds(port: int, root: Path, count: int, seed: int) -> list[tuple[str, str]]:
+    """(rel path, category slug) of `count` notes that are in their category's JSON feed now,
+    spread over the categories: read off the feeds themselves (an entry id without a
+    front-matter id ends in <source>/<path>), so every edit has a feed to show up in."""
+    picks: list[tuple[str, str]] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        dated = []
-        for path in folder.rglob("*.md"):
-            with path.open("rb") as f:
-                head = f.read(400).decode("utf-8", "replace")
-            m = DATE.search(head)
-            if DRAFT_OR_MOVED.search(head):
-                continue  # a draft is in no feed; a `category:` override is in another one
-            if m and m.group(1)[:19] < now:
-                dated.append((m.group(1), path.relative_to(root).as_posix()))
-        dated.sort(reverse=True)
-        by_category[slugify(folder.name)] = [(rel, slugify(folder.name)) for _, rel in dated[:10]]
-    picks = [note for notes in by_category.values() for note in notes]
+        slug = slugify(folder.name)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", f"/feeds/{slug}.json")
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+        if response.status != 200:
+            continue
+        found = []
+        for item in json.loads(body).get("items", []):
+            tail = urllib.parse.unquote(str(item.get("id", "")).split(":", 2)[-1])
+            if tail.startswith("notes/") and (root / tail[len("notes/"):]).is_file():
+                found.append((tail[len("notes/"):], slug))
+        picks.extend(found[:10])
     random.Random(seed).shuffle(picks)
     return picks[:count] or picks
 
@@ -206,7 +207,7 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict[float, list[float | No
         wait_for_first_scan(f"http://127.0.0.1:{port}", max(180.0, args.notes / 20))
         print(f"[{mode}] first scan done in {time.monotonic() - started:.1f} s", flush=True)
         (config.parent / ".scanned").write_text("ok")  # its store may seed another mode's
-        picks = newest_notes(source_root, max(args.samples, 1), args.seed)
+        picks = notes_in_feeds(port, source_root, max(args.samples, 1), args.seed)
         pollers = {slug: Poller(port, f"/feeds/{slug}.json") for _, slug in picks}
         for poller in pollers.values():
             poller.get()
