@@ -175,12 +175,23 @@ def start_serve(config_path: Path, port: int, log: Path, *,
              "--port", str(port), "--role", role, "--workers", "2"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
 
-def health(port: int) -> dict[str, Any] | None:
+def health(port: int, seen: dict[int, object] | None = None) -> dict[str, Any] | None:
+    """The /healthz body, or None while the process is not answering 200; `seen` keeps the
+    last answer (or error) per port, for the failure message."""
     try:
         response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-    except requests.ConnectionError:
+    except requests.ConnectionError as e:
+        if seen is not None:
+            seen[port] = repr(e)
         return None
+    if seen is not None:
+        seen[port] = (response.status_code, response.text[:500])
     return response.json() if response.status_code == 200 else None
+
+
+def serve_logs(tmp_path: Path, count: int) -> str:
+    return "".join(f"--- serve{i}.log\n" + (tmp_path / f"serve{i}.log").read_text(errors="replace")
+                   for i in range(count))
 
 
 @pytest.mark.slow
@@ -192,12 +203,19 @@ def test_two_serve_processes_share_one_store_with_one_scheduler(tmp_path: Path,
     processes = [start_serve(config_path, port, tmp_path / f"serve{i}.log")
                  for i, port in enumerate(ports)]
     try:
+        seen: dict[int, object] = {}
+
         def both_up_with_a_leader() -> list[dict[str, Any]] | None:
-            states = [health(p) for p in ports]
+            states = [health(p, seen) for p in ports]
             if all(states) and any(s["scheduler"]["this_process"] for s in states):  # type: ignore[index]
                 return states  # type: ignore[return-value]
             return None
-        states = wait_for(both_up_with_a_leader, timeout=30, interval=0.2)
+        try:
+            states = wait_for(both_up_with_a_leader, timeout=30, interval=0.2)
+        except AssertionError:
+            alive = [p.poll() for p in processes]
+            raise AssertionError(f"no leader in 30 s: exit codes {alive}, last answers {seen}\n"
+                                 + serve_logs(tmp_path, 2)) from None
         leaders = [s["scheduler"]["this_process"] for s in states]
         assert sorted(leaders) == [False, True]
         holder = states[0]["scheduler"]["lease_holder"]
@@ -219,5 +237,5 @@ def test_two_serve_processes_share_one_store_with_one_scheduler(tmp_path: Path,
     finally:
         for process in processes:
             stop(process)
-    logs = "".join((tmp_path / f"serve{i}.log").read_text() for i in range(2))
-    assert "Traceback" not in logs
+    logs = serve_logs(tmp_path, 2)
+    assert "Traceback" not in logs, logs
