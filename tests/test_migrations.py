@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
@@ -26,6 +27,7 @@ from feedsvc.errors import StoreVersionError
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
 from feedsvc.store import open_store
+from feedsvc.store.migrator import alembic_config
 from feedsvc.store.migrator import head_revision
 from feedsvc.store.schema import metadata
 from feedsvc.web import create_app
@@ -63,14 +65,21 @@ def config_for(tmp_path: Path, notes: NotesDir, store_url: str, name: str = "cfg
     return path
 
 
-def dump(store_url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, sorted: what "nothing changed" compares."""
+def dump(store_url: str, columns: dict[str, list[str]] | None = None
+         ) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, sorted: what "nothing changed" compares (only `columns` of
+    the tables it names, when given: a later revision's columns left out)."""
     engine = create_engine(store_url)
     try:
         with engine.connect() as conn:
             names = sorted(inspect(conn).get_table_names())
-            return {name: sorted(tuple(r) for r in conn.execute(text(f'SELECT * FROM "{name}"')))
-                    for name in names}
+            out = {}
+            for name in names:
+                chosen = ", ".join(f'"{c}"' for c in columns[name]) \
+                    if columns and name in columns else "*"
+                out[name] = sorted(tuple(r) for r in conn.execute(
+                    text(f'SELECT {chosen} FROM "{name}"')))
+            return out
     finally:
         engine.dispose()
 
@@ -91,8 +100,10 @@ def test_migrated_schema_matches_the_metadata(store_url: str) -> None:
 def test_revision_0001_is_the_previous_release_schema_exactly(tmp_path: Path) -> None:
     """On SQLite the DDL text itself is compared with the frozen create_all output of the
     release before schema versions (tests/data/store_before_versions.sql)."""
-    store = open_store(f"sqlite:///{tmp_path / 'new.db'}")
-    store.close()
+    engine = create_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    with engine.begin() as conn:  # later revisions may change these tables (0005 does)
+        command.upgrade(alembic_config(conn), "0001")
+    engine.dispose()
     with sqlite3.connect(tmp_path / "new.db") as conn:
         made = [sql.strip() for (table, sql) in conn.execute(
             "SELECT tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid")
@@ -132,14 +143,24 @@ def feed_bytes(store: Store, tmp_path: Path, notes: NotesDir, clock: Clock) -> d
 
 def make_legacy(store_url: str) -> None:
     """Turn a store into what the release before schema versions wrote: 0001 is that
-    schema exactly (test above), so dropping what came after leaves exactly its tables."""
+    schema exactly (test above), so downgrading to it and dropping the version table leaves
+    exactly its tables and columns."""
     engine = create_engine(store_url)
-    cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""
     try:
         with engine.begin() as conn:
-            for name in inspect(conn).get_table_names():
-                if name not in TABLES_0001:
-                    conn.execute(text(f'DROP TABLE "{name}"{cascade}'))
+            command.downgrade(alembic_config(conn), "0001")
+            conn.execute(text('DROP TABLE "alembic_version"'))
+    finally:
+        engine.dispose()
+
+
+def columns_of(store_url: str) -> dict[str, list[str]]:
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            return {name: [c["name"] for c in found.get_columns(name)]
+                    for name in found.get_table_names()}
     finally:
         engine.dispose()
 
@@ -152,6 +173,7 @@ def test_store_from_before_versions_is_stamped_and_upgraded_intact(
     store.close()
     make_legacy(store_url)
     rows_before = dump(store_url)
+    legacy_columns = columns_of(store_url)
     assert set(rows_before) == set(TABLES_0001)
     assert len(rows_before["entries"]) == 3 and len(rows_before["first_seen"]) >= 1
     assert rows_before["tombstones"] and rows_before["feed_states"]
@@ -159,7 +181,8 @@ def test_store_from_before_versions_is_stamped_and_upgraded_intact(
     result = run_cli("migrate", "--config", str(config_for(tmp_path, notes, store_url)))
     assert (result.returncode, result.stdout.strip()) == (0, f"store at schema {HEAD} (head)"), \
         result.stderr
-    rows_after = dump(store_url)
+    assert all(digest for (digest,) in dump(store_url, {"entries": ["digest"]})["entries"])
+    rows_after = dump(store_url, legacy_columns)  # the columns of later revisions aside
     assert rows_after.pop("alembic_version") == [(HEAD,)]
     assert rows_after.pop("media") == [] and rows_after.pop("media_blobs") == []
     for later in set(rows_after) - set(TABLES_0001):

@@ -13,6 +13,27 @@ from feedsvc.urls import Urls
 
 
 def render_json_feed(info: FeedInfo, entries: Sequence[Entry], urls: Urls) -> bytes:
+    return assemble_json_feed(info, [json_item(entry, info, urls) for entry in entries], urls)
+
+
+def json_item(entry: Entry, info: FeedInfo, urls: Urls) -> bytes:
+    """One item's JSON: a feed is its head and its items' bytes joined, so a publisher can
+    keep the items of unchanged entries and encode only the changed one. Of `info`, only the
+    site author (the fallback of an entry without one) is read."""
+    return _dumps(_item(entry, info, urls))
+
+
+def assemble_json_feed(info: FeedInfo, items: Sequence[bytes], urls: Urls) -> bytes:
+    """The feed from its items' bytes: byte for byte what json.dumps of the whole gives."""
+    head = _dumps(_head(info, urls))
+    return b"".join((head[:-1], b',"items":[', b",".join(items), b"]}"))
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _head(info: FeedInfo, urls: Urls) -> dict[str, Any]:
     feed: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": info.title,
@@ -25,8 +46,7 @@ def render_json_feed(info: FeedInfo, entries: Sequence[Entry], urls: Urls) -> by
         feed["authors"] = [{"name": info.author}]
     if info.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in info.hubs]
-    feed["items"] = [_item(entry, info, urls) for entry in entries]
-    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return feed
 
 
 def _item(entry: Entry, info: FeedInfo, urls: Urls) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import threading
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -353,6 +354,11 @@ class Store:
         with self._read() as conn:
             return entry_queries.latest_entries(conn, category_slug,
                                                 limit or self.keep_per_category, now)
+
+    def feed_entries(self, key: str, now: dt.datetime, known: Callable[[str, str], bool]
+                     ) -> list[tuple[str, str | None, Entry | None]]:
+        with self._read() as conn:
+            return entry_queries.feed_entries(conn, key, now, self.keep_per_category, known)
 
     def updates_page(self, *, category_slug: str | None, since: dt.datetime | None, page: int,
                      page_size: int, now: dt.datetime) -> tuple[list[Entry], int]:

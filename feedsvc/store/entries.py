@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,30 +62,73 @@ def _visible(query: Select[Any], now: dt.datetime, category_slug: str | None) ->
     return in_feed(query.where(entries.c.published <= now), category_slug)
 
 
+TAG_ORDER = (entry_tags.c.published.desc(), entry_tags.c.updated.desc(), entry_tags.c.entry_id)
+
+
+def _feed_rows(key: str | None, now: dt.datetime, since: dt.datetime | None) -> tuple[Any, Any]:
+    """(id column, query) of a feed's visible entries, ready to order: a tag's come off
+    entry_tags alone, which carries the order columns and an index on them (revision 0005),
+    so a tag of thousands of entries is never sorted through the entries table."""
+    if key and key.startswith(TAG_PREFIX):
+        query = select(entry_tags.c.entry_id).where(
+            entry_tags.c.tag_slug == key[len(TAG_PREFIX):], entry_tags.c.published <= now)
+        if since is not None:
+            query = query.where(entry_tags.c.published >= since)
+        return entry_tags.c.entry_id, query
+    query = _visible(select(entries.c.id), now, key)
+    if since is not None:
+        query = query.where(entries.c.published >= since)
+    return entries.c.id, query
+
+
+def feed_ids(conn: Connection, key: str | None, now: dt.datetime, *, limit: int,
+             offset: int = 0, since: dt.datetime | None = None) -> list[str]:
+    """The ids of a feed's visible entries in the one order, a page of them."""
+    _, query = _feed_rows(key, now, since)
+    tagged = bool(key and key.startswith(TAG_PREFIX))
+    query = query.order_by(*(TAG_ORDER if tagged else ORDER)).offset(offset).limit(limit)
+    return list(conn.execute(query).scalars())
+
+
+def feed_count(conn: Connection, key: str | None, now: dt.datetime,
+               since: dt.datetime | None = None) -> int:
+    _, query = _feed_rows(key, now, since)
+    return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+
+
+def in_order(conn: Connection, ids: Sequence[str]) -> list[Entry]:
+    """The whole rows of these entries, in the order of `ids`."""
+    if not ids:
+        return []
+    by_id = {row.id: row_to_entry(row)
+             for row in conn.execute(select(entries).where(entries.c.id.in_(list(ids))))}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def feed_entries(conn: Connection, key: str, now: dt.datetime, limit: int,
+                 known: Callable[[str, str], bool]) -> list[tuple[str, str | None, Entry | None]]:
+    """(id, digest, whole entry) of a feed's newest `limit` entries in order; the entry is
+    None, its html never read, where `known(id, digest)` says the caller has it already."""
+    ids = feed_ids(conn, key, now, limit=limit)
+    digests: dict[str, str | None] = {row.id: row.digest for row in conn.execute(
+        select(entries.c.id, entries.c.digest).where(entries.c.id.in_(ids)))}
+    wanted = [i for i in ids if i in digests and not known(i, digests[i] or "")]
+    rows = {entry.id: entry for entry in in_order(conn, wanted)}
+    return [(i, digests[i], rows.get(i)) for i in ids if i in digests]
+
+
 def latest_entries(conn: Connection, category_slug: str | None, limit: int,
                    now: dt.datetime) -> list[Entry]:
     """The newest `limit` visible entries. The ids are chosen first on the order columns
     alone, then the few whole rows are read: sorting whole rows (html included) of a tag
     with thousands of entries cost a serve worker hundreds of MiB at 100k notes."""
-    chosen = _visible(select(entries.c.id), now, category_slug).order_by(*ORDER).limit(limit)
-    ids = list(conn.execute(chosen).scalars())
-    if not ids:
-        return []
-    by_id = {row.id: row_to_entry(row)
-             for row in conn.execute(select(entries).where(entries.c.id.in_(ids)))}
-    return [by_id[i] for i in ids if i in by_id]
+    return in_order(conn, feed_ids(conn, category_slug, now, limit=limit))
 
 
 def updates_page(conn: Connection, *, category_slug: str | None, since: dt.datetime | None,
                  offset: int, limit: int, now: dt.datetime) -> tuple[list[Entry], int]:
-    base = _visible(select(entries), now, category_slug)
-    count = _visible(select(func.count()).select_from(entries), now, category_slug)
-    if since is not None:
-        base = base.where(entries.c.published >= since)
-        count = count.where(entries.c.published >= since)
-    total = conn.execute(count).scalar_one()
-    rows = conn.execute(base.order_by(*ORDER).offset(offset).limit(limit))
-    return [row_to_entry(r) for r in rows], int(total)
+    ids = feed_ids(conn, category_slug, now, limit=limit, offset=offset, since=since)
+    return in_order(conn, ids), feed_count(conn, category_slug, now, since)
 
 
 def entry_by_slug(conn: Connection, category_slug: str, slug: str,
@@ -120,8 +164,7 @@ def all_tag_keys(conn: Connection) -> list[str]:
 def tag_counts(conn: Connection, now: dt.datetime) -> list[tuple[str, str, int]]:
     """(slug, name, visible entries) of every tag, by slug."""
     query = (select(entry_tags.c.tag_slug, func.min(entry_tags.c.tag_name), func.count())
-             .join(entries, entries.c.id == entry_tags.c.entry_id)
-             .where(entries.c.published <= now)
+             .where(entry_tags.c.published <= now)
              .group_by(entry_tags.c.tag_slug).order_by(entry_tags.c.tag_slug))
     return [(slug, name, int(n)) for slug, name, n in conn.execute(query)]
 

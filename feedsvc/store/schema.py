@@ -69,6 +69,9 @@ entries = Table(
     Column("content_hash", String(64), nullable=False),
     Column("tags", Text, nullable=False, default="[]"),
     Column("author", Text),
+    # revision 0005: hash of what a feed shows of the entry (writes.entry_digest); NULL only
+    # in a row an older release wrote during a rolling upgrade
+    Column("digest", String(32)),
     UniqueConstraint("category_slug", "slug", name="uq_entries_category_slug"),
 )
 Index("ix_entries_order", entries.c.published.desc(), entries.c.updated.desc(), entries.c.id)
@@ -88,8 +91,16 @@ entry_tags = Table(
     Column("entry_id", String(1000), primary_key=True),
     Column("tag_slug", String(300), primary_key=True),
     Column("tag_name", Text, nullable=False),
+    # revision 0005: the entry's order columns, so a tag feed is read off one index; NULL only
+    # in a row an older release wrote during a rolling upgrade (the next write fills it)
+    Column("published", UTCDateTime),
+    Column("updated", UTCDateTime),
 )
-Index("ix_entry_tags_slug", entry_tags.c.tag_slug)
+Index("ix_entry_tags_order", entry_tags.c.tag_slug, entry_tags.c.published.desc(),
+      entry_tags.c.updated.desc(), entry_tags.c.entry_id)
+Index("ix_entry_tags_unordered", entry_tags.c.entry_id,
+      sqlite_where=entry_tags.c.published.is_(None),
+      postgresql_where=entry_tags.c.published.is_(None))
 
 first_seen = Table(
     "first_seen", metadata,

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy import Select
 from sqlalchemy import delete
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -20,11 +19,12 @@ from feedsvc.model import Category
 from feedsvc.model import Entry
 from feedsvc.model import FeedState
 from feedsvc.model import Tombstone
+from feedsvc.store.digest import DIGEST_FIELDS
+from feedsvc.store.digest import entry_digest
 from feedsvc.store.entries import ALL
-from feedsvc.store.entries import ORDER
 from feedsvc.store.entries import TAG_PREFIX
 from feedsvc.store.entries import category_counts
-from feedsvc.store.entries import in_feed
+from feedsvc.store.entries import feed_ids
 from feedsvc.store.schema import entries
 from feedsvc.store.schema import feed_states
 from feedsvc.store.schema import meta
@@ -98,38 +98,35 @@ def slugs_coming_due(conn: Connection, before: dt.datetime | None,
 
 def feed_signature(conn: Connection, slug: str, limit: int, now: dt.datetime,
                    context: str = "") -> tuple[str, dt.datetime | None]:
-    """A hash of everything the feed shows (entries visible at `now`, its tombstones and the
-    rendering context: config and format version), and its newest `updated` or deletion."""
-    columns = (entries.c.id, entries.c.published, entries.c.updated, entries.c.title,
-               entries.c.category_name, entries.c.slug, entries.c.tags, entries.c.excerpt,
-               entries.c.html, entries.c.author)
-    query: Select[Any]
-    if slug.startswith(TAG_PREFIX):
-        # a tag's entries are found through entry_tags and sorted, not read in order off an
-        # index: sort by the order columns alone, then read the whole rows of the first few
-        # (reading every tagged entry's html to sort them is what costs at 100k notes)
-        chosen = in_feed(select(entries.c.id).where(entries.c.published <= now), slug)
-        ids = list(conn.execute(chosen.order_by(*ORDER).limit(limit)).scalars())
-        query = select(*columns).where(entries.c.id.in_(ids)).order_by(*ORDER)
-    else:
-        query = in_feed(select(*columns).where(entries.c.published <= now), slug)
-        query = query.order_by(*ORDER).limit(limit)
+    """A hash of everything the feed shows (entries visible at `now` by id and digest, its
+    tombstones and the rendering context: config and format version), and its newest
+    `updated` or deletion. Reads no html: the digest was made when the row was written."""
+    ids = feed_ids(conn, slug, now, limit=limit)
+    found = {row.id: row for row in conn.execute(
+        select(entries.c.id, entries.c.digest, entries.c.updated).where(entries.c.id.in_(ids)))}
+    rows = [found[i] for i in ids if i in found]
+    unhashed = [row.id for row in rows if row.digest is None]
+    made = _digests_of(conn, unhashed) if unhashed else {}
     digest = hashlib.sha256(context.encode("utf-8") + b"\x1d")
     newest: dt.datetime | None = None
-    for row in conn.execute(query):
-        for value in row:
-            digest.update(str(value).encode("utf-8", "surrogatepass"))
-            digest.update(b"\x1f")
-        digest.update(b"\x1e")
-        updated = row.updated
-        if newest is None or updated > newest:
-            newest = updated
+    for row in rows:
+        digest.update(f"{row.id}\x1f{row.digest or made[row.id]}\x1e".encode(
+            "utf-8", "surrogatepass"))
+        if newest is None or row.updated > newest:
+            newest = row.updated
     for stone in list_tombstones(conn, slug):
         digest.update(f"{stone.id}\x1f{stone.deleted.isoformat()}\x1f{stone.title}\x1f"
                       f"{stone.link}\x1e".encode("utf-8", "surrogatepass"))
         if newest is None or stone.deleted > newest:
             newest = stone.deleted
     return digest.hexdigest()[:32], newest
+
+
+def _digests_of(conn: Connection, ids: list[str]) -> dict[str, str]:
+    """Digests of rows written without one (by an older release during a rolling upgrade)."""
+    query = select(entries.c.id, *(entries.c[name] for name in DIGEST_FIELDS))
+    return {row.id: entry_digest(dict(row._mapping))
+            for row in conn.execute(query.where(entries.c.id.in_(ids)))}
 
 
 def refresh_feed_states(conn: Connection, slugs: set[str], *, limit: int, now: dt.datetime,

@@ -11,12 +11,15 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy import delete
 from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy import update
 
 from feedsvc.model import Entry
 from feedsvc.model import EntryChange
 from feedsvc.model import StoredNote
 from feedsvc.store import entries as entry_queries
 from feedsvc.store import state
+from feedsvc.store.digest import entry_digest
 from feedsvc.store.entries import ALL
 from feedsvc.store.entries import TAG_PREFIX
 from feedsvc.store.schema import entries
@@ -54,10 +57,12 @@ def write_entries(conn: Connection, upserts: Sequence[EntryChange], gone: Sequen
         link_rows = [{"entry_id": c.entry.id, "target": t} for c in upserts for t in c.links]
         if link_rows:
             conn.execute(insert(links), link_rows)
-        tag_rows = [{"entry_id": c.entry.id, "tag_slug": slug, "tag_name": name}
+        tag_rows = [{"entry_id": c.entry.id, "tag_slug": slug, "tag_name": name,
+                     "published": c.entry.published, "updated": c.entry.updated}
                     for c in upserts for slug, name in c.tags]
         if tag_rows:
             conn.execute(insert(entry_tags), tag_rows)
+    fill_tag_order(conn)
     write_tombstones(conn, now, upserts, old, old_tags)
     return affected, state.categories_kept(old, [c.entry for c in upserts], gone, now)
 
@@ -87,8 +92,20 @@ def write_tombstones(conn: Connection, now: dt.datetime, upserts: Sequence[Entry
                 tombstones.c.category_slug == key))
 
 
+def fill_tag_order(conn: Connection) -> None:
+    """Give the entry_tags rows an older release wrote during a rolling upgrade (no order
+    columns) their entry's: found on a partial index, so this costs nothing when none."""
+    unordered = entry_tags.c.published.is_(None)
+    if conn.execute(select(entry_tags.c.entry_id).where(unordered).limit(1)).first() is None:
+        return
+    of_entry = entries.c.id == entry_tags.c.entry_id
+    conn.execute(update(entry_tags).where(unordered).values(
+        published=select(entries.c.published).where(of_entry).scalar_subquery(),
+        updated=select(entries.c.updated).where(of_entry).scalar_subquery()))
+
+
 def entry_row(entry: Entry) -> dict[str, Any]:
-    return {
+    row = {
         "id": entry.id, "source": entry.source, "rel_path": entry.rel_path,
         "category_name": entry.category.name, "category_slug": entry.category.slug,
         "slug": entry.slug, "title": entry.title, "published": entry.published,
@@ -96,6 +113,8 @@ def entry_row(entry: Entry) -> dict[str, Any]:
         "content_hash": entry.content_hash, "tags": json.dumps(list(entry.tags), ensure_ascii=False),
         "author": entry.author,
     }
+    row["digest"] = entry_digest(row)
+    return row
 
 
 def note_row(note: StoredNote) -> dict[str, Any]:

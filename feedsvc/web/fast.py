@@ -92,7 +92,7 @@ class FastPath:
         if environ["REQUEST_METHOD"] in ("GET", "HEAD") and not environ.get("QUERY_STRING"):
             path: str = environ.get("PATH_INFO", "")
             if path.startswith("/feeds"):
-                prepared = self._current(path)
+                prepared = self._current(path, environ.get("HTTP_ACCEPT_ENCODING", ""))
                 if prepared is not None:
                     started = time.perf_counter()
                     rule = OPML_PATH if path == OPML_PATH else FEED_RULE
@@ -118,13 +118,16 @@ class FastPath:
         return int(status[:3]), b"" if environ["REQUEST_METHOD"] == "HEAD" else body
 
     def _coding(self, accept: str, prepared: _Prepared) -> str | None:
-        memo_key = (accept, prepared.has_br)
+        return self._pick(accept, prepared.has_br)
+
+    def _pick(self, accept: str, has_br: bool) -> str | None:
+        memo_key = (accept, has_br)
         try:
             return self._codings[memo_key]
         except KeyError:
             pass
         environ = {"REQUEST_METHOD": "GET", "HTTP_ACCEPT_ENCODING": accept}
-        coding = pick_coding(cast(Request, _Headers(environ)), has_br=prepared.has_br)
+        coding = pick_coding(cast(Request, _Headers(environ)), has_br=has_br)
         if len(self._codings) >= MEMO_LIMIT:
             self._codings.clear()
         self._codings[memo_key] = coding
@@ -147,8 +150,9 @@ class FastPath:
         self._routes[path] = route
         return route
 
-    def _current(self, path: str) -> _Prepared | None:
-        """The prepared answers for `path` as of the store's revision, or None (use Flask)."""
+    def _current(self, path: str, accept: str) -> _Prepared | None:
+        """The prepared answers for `path` as of the store's revision, or None (use Flask).
+        A request that takes gzip (or br) has the gzip form made if it is not yet."""
         publisher = self.services.publisher
         try:
             if path == OPML_PATH:
@@ -160,7 +164,8 @@ class FastPath:
                 route = self._route(path)
                 if route is None:
                     return None
-                served = publisher.feed(*route)
+                served = publisher.feed(*route,
+                                        need_gzip=self._pick(accept, False) is not None)
                 key = (served.rendered, served.gzip, served.br)
                 etag, modified = served.rendered.etag, served.rendered.last_modified
                 has_gzip, has_br = served.gzip is not None, served.br is not None
@@ -171,21 +176,26 @@ class FastPath:
                 a is b for a, b in zip(prepared.key, key)):
             self._used[path] = next(self._ticks)
             return prepared
-        # the same body and gzip with brotli now ready (publishing.py makes it in the
-        # background): keep the identity and gzip answers, prepare the br ones only
-        reuse = prepared if prepared is not None and len(key) == len(prepared.key) == 3 and all(
-            a is b for a, b in zip(prepared.key[:-1], key[:-1])) else None
+        # the same body with gzip or brotli now made (publishing.py makes them in the
+        # background, or for a request that asked): keep the answers of the codings whose
+        # bytes are the same, prepare the new ones only
+        reuse: dict[str | None, bool] = {}
+        if prepared is not None and len(key) == len(prepared.key) == 3 and \
+                prepared.key[0] is key[0]:
+            reuse = {coding: prepared.key[i] is key[i] and coding in prepared.ok
+                     for i, coding in enumerate((None, "gzip", "br"))}
         with self._lock:
-            return self._prepare(path, key, etag, modified, has_gzip, has_br, reuse)
+            return self._prepare(path, key, etag, modified, has_gzip, has_br,
+                                 prepared if any(reuse.values()) else None, reuse)
 
     def _prepare(self, path: str, key: tuple[object, ...], etag: str, modified: Any,
-                 has_gzip: bool, has_br: bool, reuse: _Prepared | None = None
-                 ) -> _Prepared | None:
+                 has_gzip: bool, has_br: bool, reuse: _Prepared | None = None,
+                 reusable: dict[str | None, bool] | None = None) -> _Prepared | None:
         codings = [None] + (["gzip"] if has_gzip else []) + (["br"] if has_br else [])
         ok: dict[str | None, tuple[str, list[tuple[str, str]], bytes]] = {}
         not_modified: dict[str | None, tuple[str, list[tuple[str, str]]]] = {}
         for coding in codings:
-            if reuse is not None and coding in reuse.ok:
+            if reuse is not None and reusable and reusable.get(coding):
                 ok[coding], not_modified[coding] = reuse.ok[coding], reuse.not_modified[coding]
                 continue
             status, headers, body = self._run(path, {"Accept-Encoding": CODINGS[coding]})

@@ -12,6 +12,7 @@ from feedsvc.errors import TagNotFoundError
 from feedsvc.model import FeedFormat
 from feedsvc.store import TAG_PREFIX
 from feedsvc.web.caching import cached_response
+from feedsvc.web.caching import pick_coding
 from feedsvc.web.ext import get_services
 from feedsvc.web.params import is_plausible_slug
 
@@ -39,7 +40,9 @@ def _feed_response(key: str, ext: str) -> Response:
     except ValueError:
         raise NotFoundError(f"no feed format {ext[:20]!r}; use rss, atom or json") from None
     services = get_services()
-    served = services.publisher.feed(key, fmt)
+    # a gzip (or br) request waits for gzip if the background pass has not made it yet
+    served = services.publisher.feed(key, fmt, need_gzip=pick_coding(request, has_br=False)
+                                     is not None)
     links = [f'<{services.urls.feed(key, fmt)}>; rel="self"']
     links += [f'<{hub}>; rel="hub"' for hub in services.config.websub.hubs]
     return cached_response(
