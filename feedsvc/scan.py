@@ -141,6 +141,9 @@ class Scanner:
                 self.run(pending.names(), reason="+".join(sorted(pending.reasons)), pull=True,
                          paths=pending.targets(),
                          git_targets=not pending.reasons & WALK_REASONS)
+                if pending.reasons & {"startup", "takeover"}:
+                    with self._run_lock:  # what targeted scans keep, ready for the first one
+                        self.pipeline.keeper.warm()
             except Exception:  # the worker must survive anything a scan throws
                 logger.exception("background scan failed")
 

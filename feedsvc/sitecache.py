@@ -88,6 +88,13 @@ class SiteKeeper:
                 self._scoped_media(snap)
         return self.cache
 
+    def warm(self) -> None:
+        """Build the cache now, from the store, if there is none (a serve's scanner, once its
+        start-up scan is done: the first webhook then finds it ready)."""
+        if self.cache is None:
+            self.stamp_before = self.store.scan_stamp()
+            self.get({})
+
     def _scoped_media(self, snap: Snapshot) -> None:
         """A targeted snapshot's media replace what the index had at its paths and below."""
         assert self.cache is not None and snap.scope is not None

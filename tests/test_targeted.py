@@ -278,6 +278,26 @@ def test_warm_targeted_scans_load_no_list_of_every_entry(
     assert calls == []
 
 
+def test_a_startup_scan_leaves_what_targeted_scans_keep_ready(
+        notes: NotesDir, scanner: Scanner, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The serve's start-up (or takeover) scan walks; after it the scanner builds what the
+    targeted scans keep, so the first webhook loads no list of every entry either."""
+    seed(notes)
+    scanner.run()  # the store is filled; then a serve starts on it
+    scanner = Scanner(scanner.config, store, clock=scanner.clock)
+    scanner.request(reason="startup")
+    assert scanner.wait_idle(30)
+    assert scanner.pipeline.keeper.cache is not None
+    assert scanner.pipeline.keeper.cache.stamp == store.scan_stamp()
+    calls: list[str] = []
+    real = store.entry_refs
+    monkeypatch.setattr(store, "entry_refs", lambda *a, **k: calls.append("entry_refs")
+                        or real(*a, **k))
+    notes.write("NLP/a.md", "[[b]]", title="A1", date="2025-01-01")
+    assert at(scanner, "NLP/a.md").updated == ("notes/NLP/a.md",)
+    assert calls == []
+
+
 def test_another_process_writing_is_seen_by_the_next_targeted_scan(
         notes: NotesDir, config: Config, store_url: str, clock: Clock) -> None:
     seed(notes)

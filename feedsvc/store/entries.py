@@ -90,6 +90,21 @@ def feed_ids(conn: Connection, key: str | None, now: dt.datetime, *, limit: int,
     return list(conn.execute(query).scalars())
 
 
+def feed_digests(conn: Connection, key: str | None, now: dt.datetime,
+                 limit: int) -> list[Row[Any]]:
+    """(id, digest, updated) of a feed's newest `limit` entries in order, in one query (a
+    tag's through its order index, then the entries' primary key): no html read."""
+    columns = (entries.c.id, entries.c.digest, entries.c.updated)
+    if key and key.startswith(TAG_PREFIX):
+        query = (select(*columns).select_from(entry_tags)
+                 .join(entries, entries.c.id == entry_tags.c.entry_id)
+                 .where(entry_tags.c.tag_slug == key[len(TAG_PREFIX):],
+                        entry_tags.c.published <= now).order_by(*TAG_ORDER))
+    else:
+        query = _visible(select(*columns), now, key).order_by(*ORDER)
+    return list(conn.execute(query.limit(limit)))
+
+
 def feed_count(conn: Connection, key: str | None, now: dt.datetime,
                since: dt.datetime | None = None) -> int:
     _, query = _feed_rows(key, now, since)
@@ -109,12 +124,10 @@ def feed_entries(conn: Connection, key: str, now: dt.datetime, limit: int,
                  known: Callable[[str, str], bool]) -> list[tuple[str, str | None, Entry | None]]:
     """(id, digest, whole entry) of a feed's newest `limit` entries in order; the entry is
     None, its html never read, where `known(id, digest)` says the caller has it already."""
-    ids = feed_ids(conn, key, now, limit=limit)
-    digests: dict[str, str | None] = {row.id: row.digest for row in conn.execute(
-        select(entries.c.id, entries.c.digest).where(entries.c.id.in_(ids)))}
-    wanted = [i for i in ids if i in digests and not known(i, digests[i] or "")]
+    chosen = [(row.id, row.digest) for row in feed_digests(conn, key, now, limit)]
+    wanted = [i for i, digest in chosen if not known(i, digest or "")]
     rows = {entry.id: entry for entry in in_order(conn, wanted)}
-    return [(i, digests[i], rows.get(i)) for i in ids if i in digests]
+    return [(i, digest, rows.get(i)) for i, digest in chosen]
 
 
 def latest_entries(conn: Connection, category_slug: str | None, limit: int,

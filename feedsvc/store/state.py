@@ -24,7 +24,7 @@ from feedsvc.store.digest import entry_digest
 from feedsvc.store.entries import ALL
 from feedsvc.store.entries import TAG_PREFIX
 from feedsvc.store.entries import category_counts
-from feedsvc.store.entries import feed_ids
+from feedsvc.store.entries import feed_digests
 from feedsvc.store.schema import entries
 from feedsvc.store.schema import feed_states
 from feedsvc.store.schema import meta
@@ -101,10 +101,7 @@ def feed_signature(conn: Connection, slug: str, limit: int, now: dt.datetime,
     """A hash of everything the feed shows (entries visible at `now` by id and digest, its
     tombstones and the rendering context: config and format version), and its newest
     `updated` or deletion. Reads no html: the digest was made when the row was written."""
-    ids = feed_ids(conn, slug, now, limit=limit)
-    found = {row.id: row for row in conn.execute(
-        select(entries.c.id, entries.c.digest, entries.c.updated).where(entries.c.id.in_(ids)))}
-    rows = [found[i] for i in ids if i in found]
+    rows = feed_digests(conn, slug, now, limit)
     unhashed = [row.id for row in rows if row.digest is None]
     made = _digests_of(conn, unhashed) if unhashed else {}
     digest = hashlib.sha256(context.encode("utf-8") + b"\x1d")
