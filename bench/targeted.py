@@ -135,6 +135,7 @@ def main() -> None:
         stats.print_callees("pipeline.py.*\\(_scan\\)")
         stats.print_callees("pipeline.py.*\\(_plan_and_render\\)")
         stats.print_callees("_refresh_feeds")
+        stats.print_callers("base.py.*\\(execute\\)")
     keeper = getattr(scanner.pipeline, "keeper", None)
     if args.cache_memory and keeper is not None:
         import gc

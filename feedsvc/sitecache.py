@@ -11,6 +11,8 @@ another process writing in between) it is thrown away and built afresh next time
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Iterable
 
 from feedsvc.model import Changeset
@@ -21,6 +23,7 @@ from feedsvc.sources import Snapshot
 from feedsvc.store import Store
 from feedsvc.urls import Urls
 
+logger = logging.getLogger(__name__)
 Stamp = tuple[int, str]  # Store.scan_stamp(): revision, last scan record
 
 
@@ -77,6 +80,7 @@ class SiteKeeper:
         if self.cache is not None:
             return self.cache
         assert self.stamp_before is not None
+        started = time.perf_counter()
         media: dict[str, Iterable[str]] = {}
         for name in self.sources:
             snap = snapshots.get(name)
@@ -86,6 +90,8 @@ class SiteKeeper:
         for snap in snapshots.values():
             if snap.scope is not None:
                 self._scoped_media(snap)
+        logger.info("site cache built: entries=%d seconds=%.3f", sum(self.cache.counts.values()),
+                    time.perf_counter() - started)
         return self.cache
 
     def warm(self) -> None:
