@@ -47,10 +47,10 @@ def stored_digests(store_url: str) -> dict[str, object]:
     try:
         with store.engine.connect() as conn:
             found: dict[str, object] = dict(conn.execute(select(entries.c.id, entries.c.digest)).all())
-            for entry_id, tag, published, updated in conn.execute(select(
+            for entry_id, tag, published, updated, digest in conn.execute(select(
                     entry_tags.c.entry_id, entry_tags.c.tag_slug, entry_tags.c.published,
-                    entry_tags.c.updated)):
-                found[f"{entry_id} #{tag}"] = (published, updated)
+                    entry_tags.c.updated, entry_tags.c.digest)):
+                found[f"{entry_id} #{tag}"] = (published, updated, digest)
             return found
     finally:
         store.close()
@@ -106,8 +106,12 @@ def test_a_tag_row_without_order_columns_is_filled_by_the_next_write(
     store = scanner.store
     with store.engine.begin() as conn:  # what an older release leaves behind
         conn.execute(update(entry_tags).where(entry_tags.c.entry_id.like("%a.md"))
-                     .values(published=None, updated=None))
+                     .values(published=None, updated=None, digest=None))
     assert [e.title for e in store.latest_entries("tag:x", clock())] == ["B"]
     notes.write("NLP/b.md", "b, edited", title="B", date="2025-01-02", tags=["x"])
     scanner.run()
     assert [e.title for e in store.latest_entries("tag:x", clock())] == ["B", "A"]
+    with store.engine.connect() as conn:
+        tagged = conn.execute(select(entry_tags.c.entry_id, entry_tags.c.digest)).all()
+        digests = dict(conn.execute(select(entries.c.id, entries.c.digest)).all())
+    assert tagged and all(digest == digests[entry_id] for entry_id, digest in tagged)

@@ -92,16 +92,16 @@ def feed_ids(conn: Connection, key: str | None, now: dt.datetime, *, limit: int,
 
 def feed_digests(conn: Connection, key: str | None, now: dt.datetime,
                  limit: int) -> list[Row[Any]]:
-    """(id, digest, updated) of a feed's newest `limit` entries in order, in one query (a
-    tag's through its order index, then the entries' primary key): no html read."""
-    columns = (entries.c.id, entries.c.digest, entries.c.updated)
+    """(id, digest, updated) of a feed's newest `limit` entries in order, off one covering
+    index (a tag's off entry_tags alone): no html read, not even its overflow pages."""
     if key and key.startswith(TAG_PREFIX):
-        query = (select(*columns).select_from(entry_tags)
-                 .join(entries, entries.c.id == entry_tags.c.entry_id)
+        query = (select(entry_tags.c.entry_id.label("id"), entry_tags.c.digest,
+                        entry_tags.c.updated)
                  .where(entry_tags.c.tag_slug == key[len(TAG_PREFIX):],
                         entry_tags.c.published <= now).order_by(*TAG_ORDER))
     else:
-        query = _visible(select(*columns), now, key).order_by(*ORDER)
+        query = _visible(select(entries.c.id, entries.c.digest, entries.c.updated), now,
+                         key).order_by(*ORDER)
     return list(conn.execute(query.limit(limit)))
 
 

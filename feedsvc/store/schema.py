@@ -69,14 +69,17 @@ entries = Table(
     Column("content_hash", String(64), nullable=False),
     Column("tags", Text, nullable=False, default="[]"),
     Column("author", Text),
-    # revision 0005: hash of what a feed shows of the entry (writes.entry_digest); NULL only
+    # revision 0005: hash of what a feed shows of the entry (digest.entry_digest); NULL only
     # in a row an older release wrote during a rolling upgrade
     Column("digest", String(32)),
     UniqueConstraint("category_slug", "slug", name="uq_entries_category_slug"),
 )
-Index("ix_entries_order", entries.c.published.desc(), entries.c.updated.desc(), entries.c.id)
+# revision 0005: both end with the digest, so a feed's (id, digest, updated) are read off the
+# index alone (in the row the digest sits behind the html's overflow pages)
+Index("ix_entries_order", entries.c.published.desc(), entries.c.updated.desc(), entries.c.id,
+      entries.c.digest)
 Index("ix_entries_category_order", entries.c.category_slug, entries.c.published.desc(),
-      entries.c.updated.desc(), entries.c.id)
+      entries.c.updated.desc(), entries.c.id, entries.c.digest)
 Index("ix_entries_source_path", entries.c.source, entries.c.rel_path)
 
 links = Table(
@@ -91,13 +94,15 @@ entry_tags = Table(
     Column("entry_id", String(1000), primary_key=True),
     Column("tag_slug", String(300), primary_key=True),
     Column("tag_name", Text, nullable=False),
-    # revision 0005: the entry's order columns, so a tag feed is read off one index; NULL only
-    # in a row an older release wrote during a rolling upgrade (the next write fills it)
+    # revision 0005: the entry's order columns and digest, so a tag feed is read off one index;
+    # NULL only in a row an older release wrote during a rolling upgrade (the next write
+    # fills it)
     Column("published", UTCDateTime),
     Column("updated", UTCDateTime),
+    Column("digest", String(32)),
 )
 Index("ix_entry_tags_order", entry_tags.c.tag_slug, entry_tags.c.published.desc(),
-      entry_tags.c.updated.desc(), entry_tags.c.entry_id)
+      entry_tags.c.updated.desc(), entry_tags.c.entry_id, entry_tags.c.digest)
 Index("ix_entry_tags_unordered", entry_tags.c.entry_id,
       sqlite_where=entry_tags.c.published.is_(None),
       postgresql_where=entry_tags.c.published.is_(None))

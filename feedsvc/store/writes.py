@@ -53,12 +53,15 @@ def write_entries(conn: Connection, upserts: Sequence[EntryChange], gone: Sequen
     delete_in(conn, entry_tags.c.entry_id, ids)
     delete_in(conn, entries.c.id, ids)
     if upserts:
-        conn.execute(insert(entries), [entry_row(c.entry) for c in upserts])
+        rows = [entry_row(c.entry) for c in upserts]
+        conn.execute(insert(entries), rows)
+        digests = {row["id"]: row["digest"] for row in rows}
         link_rows = [{"entry_id": c.entry.id, "target": t} for c in upserts for t in c.links]
         if link_rows:
             conn.execute(insert(links), link_rows)
         tag_rows = [{"entry_id": c.entry.id, "tag_slug": slug, "tag_name": name,
-                     "published": c.entry.published, "updated": c.entry.updated}
+                     "published": c.entry.published, "updated": c.entry.updated,
+                     "digest": digests[c.entry.id]}
                     for c in upserts for slug, name in c.tags]
         if tag_rows:
             conn.execute(insert(entry_tags), tag_rows)
@@ -94,14 +97,16 @@ def write_tombstones(conn: Connection, now: dt.datetime, upserts: Sequence[Entry
 
 def fill_tag_order(conn: Connection) -> None:
     """Give the entry_tags rows an older release wrote during a rolling upgrade (no order
-    columns) their entry's: found on a partial index, so this costs nothing when none."""
+    columns) their entry's order columns and digest: found on a partial index, so this costs
+    nothing when there are none."""
     unordered = entry_tags.c.published.is_(None)
     if conn.execute(select(entry_tags.c.entry_id).where(unordered).limit(1)).first() is None:
         return
     of_entry = entries.c.id == entry_tags.c.entry_id
     conn.execute(update(entry_tags).where(unordered).values(
         published=select(entries.c.published).where(of_entry).scalar_subquery(),
-        updated=select(entries.c.updated).where(of_entry).scalar_subquery()))
+        updated=select(entries.c.updated).where(of_entry).scalar_subquery(),
+        digest=select(entries.c.digest).where(of_entry).scalar_subquery()))
 
 
 def entry_row(entry: Entry) -> dict[str, Any]:

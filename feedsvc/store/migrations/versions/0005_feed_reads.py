@@ -1,8 +1,10 @@
 """Feeds read without reading whole rows: entries.digest, one hash of everything a feed shows of
 an entry, written with the row, so a feed's validator is a hash of its entries' ids and digests
 (a one-note scan no longer reads and hashes the html of every entry of the feeds it touched);
-and entry_tags.published/updated with an index in feed order, so a tag's newest entries come
-off one index instead of a sort through the entries table. Both filled for the rows stored.
+and entry_tags.published/updated/digest with an index in feed order, so a tag's newest entries
+come off one index instead of a sort through the entries table. The feed order indexes carry
+the digest, so no feed query walks an html's overflow pages to reach it. Filled for the rows
+stored.
 
 Revision ID: 0005
 Revises: 0004
@@ -44,13 +46,23 @@ def entry_digest(row: dict[str, object]) -> str:
 def upgrade() -> None:
     op.add_column("entries", sa.Column("digest", sa.String(32), nullable=True))
     fill_digests()
-    op.add_column("entry_tags", sa.Column("published", sa.DateTime(), nullable=True))
-    op.add_column("entry_tags", sa.Column("updated", sa.DateTime(), nullable=True))
+    # the feed order indexes end with the digest: a feed's (id, digest, updated) come off the
+    # index alone (the column sits after the html in the row, behind its overflow pages)
+    op.drop_index("ix_entries_order", table_name="entries")
+    op.drop_index("ix_entries_category_order", table_name="entries")
+    op.create_index("ix_entries_order", "entries", [
+        sa.text("published DESC"), sa.text("updated DESC"), "id", "digest"])
+    op.create_index("ix_entries_category_order", "entries", [
+        "category_slug", sa.text("published DESC"), sa.text("updated DESC"), "id", "digest"])
+    for name, kind in (("published", sa.DateTime()), ("updated", sa.DateTime()),
+                       ("digest", sa.String(32))):
+        op.add_column("entry_tags", sa.Column(name, kind, nullable=True))
     op.execute("UPDATE entry_tags SET "
                "published = (SELECT e.published FROM entries e WHERE e.id = entry_tags.entry_id), "
-               "updated = (SELECT e.updated FROM entries e WHERE e.id = entry_tags.entry_id)")
-    op.create_index("ix_entry_tags_order", "entry_tags",
-                    ["tag_slug", sa.text("published DESC"), sa.text("updated DESC"), "entry_id"])
+               "updated = (SELECT e.updated FROM entries e WHERE e.id = entry_tags.entry_id), "
+               "digest = (SELECT e.digest FROM entries e WHERE e.id = entry_tags.entry_id)")
+    op.create_index("ix_entry_tags_order", "entry_tags", [
+        "tag_slug", sa.text("published DESC"), sa.text("updated DESC"), "entry_id", "digest"])
     op.drop_index("ix_entry_tags_slug", table_name="entry_tags")  # the order index leads with it
     op.create_index("ix_entry_tags_unordered", "entry_tags", ["entry_id"],
                     sqlite_where=sa.text("published IS NULL"),
@@ -81,7 +93,14 @@ def downgrade() -> None:
     op.drop_index("ix_entry_tags_order", table_name="entry_tags")
     op.create_index("ix_entry_tags_slug", "entry_tags", ["tag_slug"])
     with op.batch_alter_table("entry_tags") as batch:
+        batch.drop_column("digest")
         batch.drop_column("updated")
         batch.drop_column("published")
+    op.drop_index("ix_entries_order", table_name="entries")
+    op.drop_index("ix_entries_category_order", table_name="entries")
     with op.batch_alter_table("entries") as batch:
         batch.drop_column("digest")
+    op.create_index("ix_entries_order", "entries", [
+        sa.text("published DESC"), sa.text("updated DESC"), "id"])
+    op.create_index("ix_entries_category_order", "entries", [
+        "category_slug", sa.text("published DESC"), sa.text("updated DESC"), "id"])
