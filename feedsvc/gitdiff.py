@@ -61,11 +61,12 @@ def pull_git_changes(source: Source) -> Pulled:
         return Pulled(None, problem)
     if old is None:
         return failed(f"git cannot tell the HEAD before the pull: {failure or 'no commit'}")
-    new, failure = _git(source, "rev-parse", "--verify", "-q", "HEAD")
-    prefix, prefix_failure = _git(source, "rev-parse", "--show-prefix")
-    if new is None or prefix is None:
-        return failed(f"git cannot tell the HEAD after the pull: {failure or prefix_failure}")
-    old, new, prefix = old.strip(), new.strip(), prefix.strip()
+    # one git for both: the HEAD after the pull, and where the source sits in the work tree
+    after, failure = _git(source, "rev-parse", "--show-prefix", "--verify", "-q", "HEAD")
+    lines = (after or "").split("\n")
+    if after is None or len(lines) < 2:
+        return failed(f"git cannot tell the HEAD after the pull: {failure or 'no commit'}")
+    prefix, new, old = lines[0].strip(), lines[1].strip(), old.strip()
     if old == new:
         return Pulled(())
     listing, failure = _git(source, "diff", "--name-only", "-z", "--no-renames",
