@@ -139,7 +139,10 @@ class ScanPipeline:
             missing_paths[name] = [p for p in stats[name] if p not in seen and not snap.is_unseen(p)]
         unchanged = sum(len(s.notes) for s in snapshots.values()) - \
             sum(len(c) for c in changed_by_source.values())
-        stored = {name: scoped[name] if name in scoped else self.store.load_notes(name)
+        # the stored rows the plan looks at: those of the changed and the missing notes only
+        # (a walk that found one edit loads one row, not the source's every note)
+        stored = {name: scoped[name] if name in scoped else self._stored_rows(
+                      name, [n.rel_path for n in changed_by_source[name]] + missing_paths[name])
                   for name in snapshots if changed_by_source[name] or missing_paths[name]}
         work = {name: (changed_by_source[name], [stored[name][p] for p in missing_paths[name]])
                 for name in stored}
@@ -224,6 +227,13 @@ class ScanPipeline:
                     report.unchanged, len(report.problems), len(report.source_errors),
                     time.perf_counter() - wall)
         return report
+
+    def _stored_rows(self, source: str, paths: list[str]) -> dict[str, StoredNote]:
+        if len(paths) > SLUG_LOOKUPS_UP_TO:  # a big change: one read of them all
+            return self.store.load_notes(source)
+        wanted = set(paths)
+        rows = self.store.load_notes(source, sorted(wanted))
+        return {path: row for path, row in rows.items() if path in wanted}
 
     def _select(self, names: Sequence[str] | None) -> list[Source]:
         if names is None:
