@@ -39,7 +39,7 @@ def sync_all(store: Store, sources: Iterable[Source], snapshots: dict[str, Snaps
     """sync_media for every walked source whose notes were applied: one the deletion guard
     stopped keeps its media as stored too (a failed `git pull`, or git unable to say what
     it changed, does not stop it: that scan still applies what is on disk). `stored`: the
-    media_stats already read for a source's scope, if any."""
+    media_stats already read (or kept) for a source, at its snapshot's scope."""
     skip = {p.source for p in source_errors if not p.reason.startswith("git ")}
     problems: list[Problem] = []
     for source in sources:
@@ -58,26 +58,46 @@ def sync_media(store: Store, source: Source, snapshot: Snapshot, *,
     speaks only for those paths and what lies below them: media there are copied or
     dropped, the rest of the source's media is left alone. Without either the
     snapshot's full media list is the truth, and stored files it no longer lists are
-    dropped (except below folders that could not be listed)."""
+    dropped (except below folders that could not be listed).
+
+    `stored` (the store's media stats at the scope, read if not given) is brought in line
+    with what was written once it is committed, so a kept copy stays true (filestats.py).
+    A file the walk saw with its stored size and mtime is not looked at again."""
     scope = snapshot.scope
     if stored is None:
         stored = store.media_stats(source.name, scope)
-    present = [m for m in snapshot.media if scope is None or in_scope(m, scope)]
+    present = snapshot.media if scope is None else \
+        [m for m in snapshot.media if in_scope(m, scope)]
+    seen = snapshot.media_stats
+    if len(stored) == len(present) and all(seen.get(m) == stored.get(m) for m in present):
+        return []  # the walk saw every stored file as stored, and no other
     listed = set(present)
     gone = [p for p in stored if p not in listed and not snapshot.is_unseen(p)]
     problems: list[Problem] = []
+    written: dict[str, tuple[int, int] | None] = {}  # None: removed
     copied = 0
     with store.media_batch(source.name) as batch:
         for rel in present:
-            outcome = _copy_one(batch, source, rel, stored.get(rel))
+            known = stored.get(rel)
+            if known is not None and seen.get(rel) == known:
+                continue
+            outcome = _copy_one(batch, source, rel, known)
             if isinstance(outcome, Problem):
                 problems.append(outcome)
                 if rel in stored:
                     batch.remove(rel)
+                    written[rel] = None
             elif outcome:
                 copied += 1
+                written[rel] = outcome
         for rel in gone:
             batch.remove(rel)
+            written[rel] = None
+    for rel, stats in written.items():
+        if stats is None:
+            stored.pop(rel, None)
+        else:
+            stored[rel] = stats
     if copied or gone:
         logger.info("media synced: source=%s copied=%d removed=%d skipped=%d", source.name,
                     copied, len(gone), len(problems))
@@ -85,19 +105,20 @@ def sync_media(store: Store, source: Source, snapshot: Snapshot, *,
 
 
 def _copy_one(batch: MediaBatch, source: Source, rel: str,
-              stored: tuple[int, int] | None) -> Problem | bool:
-    """Copy one file; False when unchanged or vanished, a Problem when refused."""
+              stored: tuple[int, int] | None) -> Problem | tuple[int, int] | None:
+    """Copy one file: its (size, mtime_ns) as copied, None when unchanged or vanished, a
+    Problem when refused."""
     if stored is not None and _unchanged(source, rel, stored):
-        return False
+        return None
     path = resolve_media_path(source, rel)
     if path is None:
-        return False  # vanished or turned into a link out of the source since the walk
+        return None  # vanished or turned into a link out of the source since the walk
     try:
         st = os.stat(path)
     except OSError:
-        return False
+        return None
     if stored == (st.st_size, st.st_mtime_ns):
-        return False
+        return None
     limit = source.max_file_bytes
     if st.st_size > limit:
         return Problem(source=source.name, path=rel,
@@ -118,7 +139,7 @@ def _copy_one(batch: MediaBatch, source: Source, rel: str,
                      mtime_ns=st.st_mtime_ns, media_type=guess_media_type(rel),
                      last_modified=modified.replace(microsecond=0))
     batch.put(info, data)
-    return True
+    return (len(data), st.st_mtime_ns)
 
 
 def _unchanged(source: Source, rel: str, stored: tuple[int, int]) -> bool:

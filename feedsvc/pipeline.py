@@ -49,6 +49,7 @@ from feedsvc.planning import category_for
 from feedsvc.planning import changed_notes
 from feedsvc.planning import guard_deletions
 from feedsvc.planning import ids_in_play
+from feedsvc.planning import missing_notes
 from feedsvc.planning import plan_source
 from feedsvc.rendering import CHUNK as RENDER_CHUNK
 from feedsvc.rendering import PARALLEL_THRESHOLD
@@ -129,14 +130,15 @@ class ScanPipeline:
         scoped = {name: self.store.load_notes(name, snap.scope)
                   for name, snap in snapshots.items() if snap.scope is not None}
         stats = {name: {p: (r.size, r.mtime_ns) for p, r in scoped[name].items()}
-                 if name in scoped else self.store.note_stats(name)
+                 if name in scoped else self.keeper.note_stats(name, stamp)
                  for name, snap in snapshots.items()}
         changed_by_source: dict[str, list[NoteFile]] = {}
         missing_paths: dict[str, list[str]] = {}
         for name, snap in snapshots.items():
-            seen = {n.rel_path for n in snap.notes}
-            changed_by_source[name] = changed_notes(snap.notes, stats[name])
-            missing_paths[name] = [p for p in stats[name] if p not in seen and not snap.is_unseen(p)]
+            changed_by_source[name] = changed = changed_notes(snap.notes, stats[name])
+            new = sum(1 for n in changed if n.rel_path not in stats[name])
+            missing_paths[name] = [] if len(snap.notes) - new == len(stats[name]) else \
+                missing_notes(snap, stats[name])  # some stored note was not seen
         unchanged = sum(len(s.notes) for s in snapshots.values()) - \
             sum(len(c) for c in changed_by_source.values())
         # the stored rows the plan looks at: those of the changed and the missing notes only
@@ -149,6 +151,8 @@ class ScanPipeline:
         media_in_scope = {name: self.store.media_stats(name, snap.scope)
                           for name, snap in snapshots.items() if snap.scope is not None}
         self.keeper.begin(snapshots, stamp, media_in_scope)
+        stored_media = {name: media_in_scope[name] if name in media_in_scope
+                        else self.keeper.media_stats(name, stamp) for name in snapshots}
 
         # a big scan forks its workers now, while this process is small (they never hold
         # the plan), and reads and renders with them
@@ -184,7 +188,7 @@ class ScanPipeline:
                    if i not in rendered_ids]
         # media files go into the store too (own transaction, mediasync.py), while the notes render
         media = None if dry_run else (lambda: sync_all(self.store, sources, snapshots,
-                                                       source_errors, stored=media_in_scope))
+                                                       source_errors, stored=stored_media))
         spill, stale, media_problems = self._render(planned, index, changeset_parts, media)
         self._close_pool()  # the workers are gone before the inserts
         problems.extend(media_problems)

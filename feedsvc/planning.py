@@ -21,6 +21,7 @@ from feedsvc.model import NoteFile
 from feedsvc.model import Problem
 from feedsvc.model import Source
 from feedsvc.model import StoredNote
+from feedsvc.sources import Snapshot
 
 UNCATEGORIZED = "Uncategorized"
 RESERVED_SLUGS = {"all"}
@@ -67,6 +68,13 @@ def changed_notes(snapshot_notes: tuple[NoteFile, ...],
     """Notes that are new or whose size or mtime moved: only these are read."""
     return [note for note in snapshot_notes
             if stats.get(note.rel_path) != (note.size, note.mtime_ns)]
+
+
+def missing_notes(snapshot: Snapshot, stats: Mapping[str, tuple[int, int]]) -> list[str]:
+    """Stored notes the snapshot did not see (those below a folder it could not list are
+    not missing: they are kept)."""
+    seen = {n.rel_path for n in snapshot.notes}
+    return [p for p in stats if p not in seen and not snapshot.is_unseen(p)]
 
 
 def category_for(note: NoteFile, text: NoteText, source: Source,

@@ -15,6 +15,8 @@ import logging
 import time
 from collections.abc import Iterable
 
+from feedsvc.filestats import FileStats
+from feedsvc.filestats import Stats
 from feedsvc.model import Changeset
 from feedsvc.model import EntryRef
 from feedsvc.model import Problem
@@ -37,6 +39,7 @@ class SiteCache:
         self.stamp = stamp
         self.problems: dict[tuple[str, str], Problem] | None = None  # notes that failed
         self.imported: set[str] = set()  # sources known to be imported (that never undoes)
+        self.walked_media: dict[str, tuple[str, ...]] = {}  # a source's media as in the index
         for ref in refs:
             self.index.add_entry(ref.source, ref.rel_path, ref.category_slug, ref.slug)
             self.counts[ref.source] = self.counts.get(ref.source, 0) + 1
@@ -54,6 +57,15 @@ class SiteKeeper:
         self.cache: SiteCache | None = None
         self.stamp_before: Stamp | None = None  # the store's stamp as the scan began
         self.media_in_scope: dict[str, dict[str, tuple[int, int]]] = {}
+        self.stats = FileStats(store)
+
+    def note_stats(self, source: str, stamp: Stamp) -> Stats:
+        """The stored (size, mtime_ns) of the source's notes, kept between scans (filestats.py)."""
+        return self.stats.notes_of(source, stamp)
+
+    def media_stats(self, source: str, stamp: Stamp) -> Stats:
+        """The same for its media; the media sync updates it as it writes."""
+        return self.stats.media_of(source, stamp)
 
     def begin(self, snapshots: dict[str, Snapshot], stamp: Stamp,
               media_in_scope: dict[str, dict[str, tuple[int, int]]]) -> None:
@@ -66,11 +78,14 @@ class SiteKeeper:
             self.cache = None
             return
         index = self.cache.index
+        walked = self.cache.walked_media
         for name, snap in snapshots.items():
             if snap.scope is None:
-                known = index.media_of(name)
-                index.remove_media(name, known - set(snap.media))
-                index.add_media(name, [m for m in snap.media if m not in known])
+                if walked.get(name) != snap.media:  # one compare when no media came or went
+                    known = index.media_of(name)
+                    index.remove_media(name, known - set(snap.media))
+                    index.add_media(name, [m for m in snap.media if m not in known])
+                    walked[name] = snap.media
             else:
                 self._scoped_media(snap)
 
@@ -87,6 +102,9 @@ class SiteKeeper:
             media[name] = snap.media if snap is not None and snap.scope is None \
                 else self.store.media_stats(name)
         self.cache = SiteCache(self.urls, self.store.entry_refs(), media, self.stamp_before)
+        for name, snap in snapshots.items():
+            if snap.scope is None:
+                self.cache.walked_media[name] = snap.media
         for snap in snapshots.values():
             if snap.scope is not None:
                 self._scoped_media(snap)
@@ -105,6 +123,7 @@ class SiteKeeper:
         """A targeted snapshot's media replace what the index had at its paths and below."""
         assert self.cache is not None and snap.scope is not None
         index = self.cache.index
+        self.cache.walked_media.pop(snap.source, None)
         now = set(snap.media)
         stored = set(self.media_in_scope.get(snap.source, {}))
         index.remove_media(snap.source, (stored | set(snap.scope)) - now)
@@ -112,6 +131,7 @@ class SiteKeeper:
 
     def drop(self) -> None:
         self.cache = None
+        self.stats.drop()
 
     def source_imported(self, source: str) -> bool:
         """Store.source_imported(), remembered once true while the cache holds."""
@@ -142,6 +162,9 @@ class SiteKeeper:
         # another process wrote in between, and the cache is rebuilt
         after = (result_revision, json.dumps(changes.report.to_dict()) if changes.report
                  else (before[1] if before else ""))
+        consistent = before is not None and result_revision in (before[0], before[0] + 1) \
+            and after[0] == result_revision
+        self.stats.applied(before if consistent else None, after, changes)
         if cache is None or before is None or cache.stamp != before or \
                 result_revision not in (before[0], before[0] + 1) or after[0] != result_revision:
             self.cache = None
@@ -169,6 +192,8 @@ class SiteKeeper:
 
     def refreshed(self, before: Stamp, after: Stamp) -> None:
         """Feed validators were refreshed (no entry changed): the kept cache still holds."""
+        if before[1] == after[1] and after[0] in (before[0], before[0] + 1):
+            self.stats.moved(before, after)
         if self.cache is not None and self.cache.stamp == before and before[1] == after[1] \
                 and after[0] in (before[0], before[0] + 1):
             self.cache.stamp = after

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import errno
 import logging
+import operator
 import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import field
 from typing import BinaryIO
 from pathlib import Path
 
 from feedsvc.errors import NoteReadError
 from feedsvc.errors import NoteTooLargeError
 from feedsvc.errors import SourceUnavailableError
+from feedsvc.model import NOTE_SUFFIXES
 from feedsvc.model import NoteFile
 from feedsvc.model import Problem
 from feedsvc.model import Source
@@ -36,6 +39,9 @@ class Snapshot:
     problems: tuple[Problem, ...]
     unlisted: tuple[str, ...]  # folders that could not be listed: their notes count as unseen
     scope: tuple[str, ...] | None = None  # None: the whole source; else these paths and below
+    # (size, mtime_ns) of the media seen as plain files (an lstat): what the media sync
+    # compares with the store instead of an lstat of its own (a link is not in it)
+    media_stats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def is_unseen(self, rel_path: str) -> bool:
         return any(rel_path.startswith(prefix + "/") or not prefix for prefix in self.unlisted)
@@ -66,6 +72,7 @@ class _Walk:
     media: list[str]
     problems: list[Problem]
     unlisted: list[str]
+    media_stats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def snapshot_source(source: Source) -> Snapshot:
@@ -73,9 +80,10 @@ def snapshot_source(source: Source) -> Snapshot:
     root_stat = _check_root(source)
     walk = _walk(source.name, os.path.realpath(source.root), str(source.root), "",
                  {(root_stat.st_dev, root_stat.st_ino)})
-    walk.notes.sort(key=lambda n: n.rel_path)
+    walk.notes.sort(key=_rel_path)
     return Snapshot(source=source.name, notes=tuple(walk.notes), media=tuple(sorted(walk.media)),
-                    problems=tuple(walk.problems), unlisted=tuple(walk.unlisted))
+                    problems=tuple(walk.problems), unlisted=tuple(walk.unlisted),
+                    media_stats=walk.media_stats)
 
 
 def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str] = ()) -> Snapshot:
@@ -114,80 +122,108 @@ def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str
             walk.media.extend(sub.media)
             walk.problems.extend(sub.problems)
             walk.unlisted.extend(sub.unlisted)
+            walk.media_stats.update(sub.media_stats)
         elif stat.S_ISREG(st.st_mode):
             if is_note_path(parts[-1]):
                 walk.notes.append(NoteFile(source=name, rel_path=rel, abs_path=path,
                                            size=st.st_size, mtime_ns=st.st_mtime_ns))
             else:
                 walk.media.append(rel)
-    walk.notes.sort(key=lambda n: n.rel_path)
+    walk.notes.sort(key=_rel_path)
     return Snapshot(source=name, notes=tuple(walk.notes),
                     media=tuple(sorted(known.union(walk.media))), problems=tuple(walk.problems),
-                    unlisted=tuple(walk.unlisted), scope=tuple(scope))
+                    unlisted=tuple(walk.unlisted), scope=tuple(scope),
+                    media_stats=walk.media_stats)
 
 
 def _walk(name: str, real_root: str, start: str, rel_start: str,
           visited: set[tuple[int, int]]) -> _Walk:
-    notes: list[NoteFile] = []
-    media: list[str] = []
-    problems: list[Problem] = []
-    unlisted: list[str] = []
+    """Every note (stat-ed, links followed inside the root) and every media file below
+    `start`. A plain file or folder costs one stat and no more: with 22,000 files at 10k
+    notes the walk is most of a bare webhook's scan, and a stat is about 3 us here."""
+    walk = _Walk([], [], [], [])
+    notes, media, media_stats = walk.notes, walk.media, walk.media_stats
     stack: list[tuple[str, str]] = [(start, rel_start)]
     while stack:
         folder, rel_folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
+        prefix = rel_folder + "/" if rel_folder else ""
+        base = folder + os.sep
+        try:  # listed through a descriptor: each stat then resolves one name, not the path
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
-            problems.append(Problem(source=name, path=rel_folder or None,
-                                    reason=f"folder cannot be listed: {e.strerror}"))
-            unlisted.append(rel_folder)
+            walk.problems.append(Problem(source=name, path=rel_folder or None,
+                                         reason=f"folder cannot be listed: {e.strerror}"))
+            walk.unlisted.append(rel_folder)
             continue
-        for entry in entries:
-            entry_name = entry.name
-            if entry_name.startswith("."):
-                continue  # .git, .obsidian, editor swap files
-            rel = f"{rel_folder}/{entry_name}" if rel_folder else entry_name
-            is_note = is_note_path(entry_name)
+        try:
             try:
-                is_link = entry.is_symlink()
-                if not is_link and not is_note:
-                    # plain files and folders: d_type from the listing, no stat for media
-                    if entry.is_dir(follow_symlinks=False):
+                with os.scandir(fd) as it:
+                    entries = list(it)
+            except OSError as e:
+                walk.problems.append(Problem(source=name, path=rel_folder or None,
+                                             reason=f"folder cannot be listed: {e.strerror}"))
+                walk.unlisted.append(rel_folder)
+                continue
+            for entry in entries:
+                entry_name = entry.name
+                if entry_name[0] == ".":
+                    continue  # .git, .obsidian, editor swap files
+                rel = prefix + entry_name
+                try:
+                    if entry.is_symlink():
+                        _follow_link(walk, name, real_root, entry, base + entry_name, rel,
+                                     visited, stack)
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        if entry_name.lower().endswith(NOTE_SUFFIXES):
+                            notes.append(NoteFile(source=name, rel_path=rel,
+                                                  abs_path=base + entry_name, size=st.st_size,
+                                                  mtime_ns=st.st_mtime_ns))
+                        else:
+                            media.append(rel)
+                            media_stats[rel] = (st.st_size, st.st_mtime_ns)
+                    elif entry.is_dir(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
                         if (st.st_dev, st.st_ino) not in visited:
                             visited.add((st.st_dev, st.st_ino))
-                            stack.append((entry.path, rel))
-                    elif entry.is_file(follow_symlinks=False):
-                        media.append(rel)
-                    continue
-                st = entry.stat(follow_symlinks=True)
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    problems.append(Problem(source=name, path=rel, reason="symlink loop"))
-                elif is_link:
-                    problems.append(Problem(source=name, path=rel,
-                                            reason="broken symlink (target missing)"))
-                continue  # otherwise it vanished between listing and stat: simply gone
-            if is_link and not _inside(os.path.realpath(entry.path), real_root):
-                problems.append(Problem(source=name, path=rel,
-                                        reason="symlink points outside the source"))
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if key in visited:
-                    problems.append(Problem(source=name, path=rel,
-                                            reason="symlink loop (folder already visited)"))
-                    continue
-                visited.add(key)
-                stack.append((entry.path, rel))
-            elif stat.S_ISREG(st.st_mode):
-                if is_note:
-                    notes.append(NoteFile(source=name, rel_path=rel, abs_path=entry.path,
-                                          size=st.st_size, mtime_ns=st.st_mtime_ns))
-                else:
-                    media.append(rel)
-    return _Walk(notes, media, problems, unlisted)
+                            stack.append((base + entry_name, rel))
+                except OSError:
+                    continue  # it vanished between listing and stat: simply gone
+        finally:
+            os.close(fd)
+    return walk
+
+
+def _follow_link(walk: _Walk, name: str, real_root: str, entry: os.DirEntry[str], path: str,
+                 rel: str, visited: set[tuple[int, int]], stack: list[tuple[str, str]]) -> None:
+    """A symlink met by the walk (at `path`): followed when it stays inside the source root."""
+    try:
+        st = entry.stat(follow_symlinks=True)
+    except OSError as e:
+        reason = "symlink loop" if e.errno == errno.ELOOP else "broken symlink (target missing)"
+        walk.problems.append(Problem(source=name, path=rel, reason=reason))
+        return
+    if not _inside(os.path.realpath(path), real_root):
+        walk.problems.append(Problem(source=name, path=rel,
+                                     reason="symlink points outside the source"))
+        return
+    if stat.S_ISDIR(st.st_mode):
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            walk.problems.append(Problem(source=name, path=rel,
+                                         reason="symlink loop (folder already visited)"))
+            return
+        visited.add(key)
+        stack.append((path, rel))
+    elif stat.S_ISREG(st.st_mode):
+        if is_note_path(entry.name):
+            walk.notes.append(NoteFile(source=name, rel_path=rel, abs_path=path,
+                                       size=st.st_size, mtime_ns=st.st_mtime_ns))
+        else:
+            walk.media.append(rel)
+
+
+_rel_path = operator.attrgetter("rel_path")
 
 
 def _inside(path: str, root: str) -> bool:

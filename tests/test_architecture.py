@@ -13,7 +13,7 @@ LAYERS: list[set[str]] = [
     {"config", "shared"},
     {"urls", "webhook", "metrics"},
     {"sources", "content", "store", "feeds", "dating", "gitdiff"},
-    {"scan", "pipeline", "planning", "siteindex", "sitecache", "scanscope", "rendering", "publishing", "websub", "mediasync"},
+    {"scan", "pipeline", "planning", "siteindex", "sitecache", "filestats", "scanscope", "rendering", "publishing", "websub", "mediasync"},
     {"scheduler", "web", "export", "relay", "watcher"},  # watcher: watch = true sources
     {"server"},  # the pre-fork server: wires scheduler, relay and web per process
     {"cli"},
@@ -24,7 +24,7 @@ INTRA_LAYER_ALLOWED = {("scan", "pipeline"), ("pipeline", "mediasync"), ("pipeli
                        ("pipeline", "siteindex"), ("pipeline", "rendering"), ("publishing", "scan"),
                        ("web", "export"), ("export", "web"),
                        ("pipeline", "sitecache"), ("pipeline", "scanscope"),
-                       ("sitecache", "siteindex")}
+                       ("sitecache", "siteindex"), ("sitecache", "filestats")}
 SIBLINGS = [{"sources", "content", "store", "feeds", "dating"}, {"scheduler", "web"}]
 
 
