@@ -304,15 +304,20 @@ class Publisher:
         item_info = self.feed_info(ALL, last_modified)  # items read only its site author
         items: list[bytes] = []
         first: Category | None = None
-        for entry_id, digest, entry in self.store.feed_entries(slug, now, self._items.has):
+        rows = self.store.feed_entries(slug, now, self._items.has)
+        # the kept items are taken before any new one is put: a put drops the least recently
+        # used item, which may be one this feed shows further down
+        kept = {entry_id: self._items.get(entry_id, digest or "")
+                for entry_id, digest, entry in rows if entry is None}
+        for entry_id, digest, entry in rows:
             if entry is not None:
                 item, category = json_item(entry, item_info, self.urls), entry.category
                 if digest:
                     self._items.put(entry_id, digest, item, category)
             else:
-                kept = self._items.get(entry_id, digest or "")
-                assert kept is not None  # under self._lock: nothing dropped it meanwhile
-                item, category = kept
+                found = kept[entry_id]
+                assert found is not None  # under self._lock: has() and get() agree
+                item, category = found
             first = first or category
             items.append(item)
         # a category feed is titled with its first entry's category name

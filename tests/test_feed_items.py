@@ -73,3 +73,21 @@ def test_kept_items_are_bounded_by_bytes() -> None:
     assert not cache.has("e0", "d") and cache.has("e9", "d")
     assert cache.get("e9", "d") == (b"x" * 30, category)
     assert not cache.has("e9", "other digest")
+
+
+def test_a_render_that_fills_the_kept_items_still_has_every_item(
+        config: Config, store: Store, scanner: Scanner, notes: NotesDir, clock: Clock) -> None:
+    """Items the cache said it had are taken before any new item is put: a put drops the
+    least recently used, which may be one of this very feed's (a 500 at 100k notes, where
+    the tag feeds fill the cache)."""
+    for i in range(6):
+        notes.write(f"NLP/n{i}.md", f"正文 {i}", title=f"N{i}", date=f"2025-01-0{i + 1}",
+                    tags=["t"] if i < 3 else [])
+    scanner.run()
+    publisher = Publisher(config, store, clock)
+    publisher.feed("tag:t", FeedFormat.JSON)  # kept: N2, N1, N0
+    item = len(publisher._items._items[next(iter(publisher._items._items))][0])
+    publisher._items.max_bytes = item * 3 + item // 2  # room for three items of this size
+    body = publisher.feed("nlp", FeedFormat.JSON).rendered.body  # N5..N3 new, then N2..N0 kept
+    assert body == whole_render(publisher, "nlp")
+    assert publisher._items.size <= publisher._items.max_bytes
