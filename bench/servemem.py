@@ -3,7 +3,8 @@ tag; every format), the OPML, every digest and tag page and the entry pages (all
 --entries N of them) with the media they show requested, then the memory of the whole process
 tree (the granian master, its workers and the scanner process): RSS and PSS summed.
 
-    python bench/servemem.py --notes 100000 [--entries N] [--tag-pages N] [--clients 4]
+    python bench/servemem.py --notes 100000 [--entries N] [--tag-pages N] [--digest-pages N]
+                             [--clients 4]
 
 The store is built once by `feedsvc scan` under --workdir (webside-servemem-<notes>/) and
 reused by later runs (a first scan of 100k notes takes minutes); the serve's own start-up scan
@@ -171,6 +172,8 @@ def main() -> None:
                         help="entry pages to request (a random sample); 0 = all")
     parser.add_argument("--tag-pages", type=int, default=0,
                         help="tag pages (digest style) to request (a random sample); 0 = all")
+    parser.add_argument("--digest-pages", type=int, default=0,
+                        help="digest pages to request (the first N); 0 = all")
     parser.add_argument("--clients", type=int, default=4, help="concurrent keep-alive clients")
     parser.add_argument("--limit-mib", type=float, default=400.0)
     args = parser.parse_args()
@@ -206,12 +209,15 @@ def main() -> None:
         tag_pages = [p for p in tags if not p.startswith("/feeds/")]
         if args.tag_pages and args.tag_pages < len(tag_pages):
             tag_pages = random.Random(args.seed).sample(tag_pages, args.tag_pages)
+        digests = families.get("digest pages", [])
+        if args.digest_pages:
+            digests = digests[:args.digest_pages]
         media: set[str] = set()
         for label, paths, found in (
                 ("feeds", families.get("feeds", []), None),
                 ("tag feeds", tag_feeds, None),
                 ("tag pages", tag_pages, None),
-                ("digest pages", families.get("digest pages", []), None),
+                ("digest pages", digests, None),
                 ("entry pages", entries, media)):
             started = time.monotonic()
             fetch_all(base, paths, args.clients, found, statuses)

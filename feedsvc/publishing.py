@@ -49,7 +49,7 @@ BROTLI_QUALITY = 9
 # Per process: the served feeds kept (body + gzip + br bytes, least recently used dropped
 # first). Category feeds are few; tag feeds are many and mostly cold: a dropped one is
 # rendered again on its next request. Bounds `serve`'s memory at any corpus size.
-FEED_CACHE_BYTES = 24 * 1024 * 1024
+FEED_CACHE_BYTES = 12 * 1024 * 1024
 
 GZIP_LEVEL = 6
 

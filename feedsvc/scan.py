@@ -22,6 +22,7 @@ from feedsvc.model import Clock
 from feedsvc.model import ScanReport
 from feedsvc.pipeline import Progress
 from feedsvc.pipeline import ScanPipeline
+from feedsvc.process import release_memory
 from feedsvc.store import Store
 from feedsvc.urls import Urls
 
@@ -144,6 +145,7 @@ class Scanner:
                 if pending.reasons & {"startup", "takeover"}:
                     with self._run_lock:  # what targeted scans keep, ready for the first one
                         self.pipeline.keeper.warm()
+                    release_memory()  # the build's temporaries (every entry ref) go back
             except Exception:  # the worker must survive anything a scan throws
                 logger.exception("background scan failed")
 

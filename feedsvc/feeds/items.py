@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 from feedsvc.model import Category
 
-ITEM_CACHE_BYTES = 8 * 1024 * 1024  # per process: the items of a few hundred entries
+ITEM_CACHE_BYTES = 4 * 1024 * 1024  # per process: the items of a few hundred entries
 
 
 class ItemCache:

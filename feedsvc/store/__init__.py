@@ -66,7 +66,7 @@ from feedsvc.store.schema import notes
 logger = logging.getLogger(__name__)
 CHUNK = 400
 INSERT_CHUNK = 2000  # rows per executemany
-BLOB_CACHE_BYTES = 16 * 1024 * 1024  # per process, for /media (serve memory: README)
+BLOB_CACHE_BYTES = 8 * 1024 * 1024  # per process, for /media (serve memory: README)
 
 __all__ = ["ALL", "TAG_PREFIX", "Store", "ApplyResult", "MediaBatch", "SchemaStatus", "open_store"]
 

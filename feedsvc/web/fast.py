@@ -36,7 +36,7 @@ MEMO_LIMIT = 512
 # Per process: the prepared answers kept (their bodies' bytes; least recently used dropped
 # first, prepared again on their next request). Their bodies are mostly the very bytes objects
 # publishing.py caches, so this rarely adds memory of its own; it bounds it when it would.
-PREPARED_BYTES = 24 * 1024 * 1024
+PREPARED_BYTES = 12 * 1024 * 1024
 OPML_PATH = "/feeds.opml"
 FEED_RULE = "/feeds/<slug>.<ext>"  # the Flask rules these answers stand for, in /metrics
 INTERNAL = "feedsvc.internal"  # environ key of the requests that prepare answers: not counted
