@@ -276,3 +276,40 @@ def test_four_processes_started_together_all_come_up(
         assert status is not None and status.revision == HEAD
     finally:
         store.close()
+
+
+def test_a_locked_sqlite_store_is_migrated_once_the_lock_is_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite may say "database is locked" without waiting (WAL checkpoint, index recovery
+    in another process): the migration, rolled back, is tried again; other errors are not."""
+    from sqlalchemy.exc import OperationalError
+
+    from feedsvc.store import migrator
+
+    real = migrator._migrate
+    calls: list[int] = []
+
+    def locked_twice(engine: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise OperationalError("BEGIN EXCLUSIVE", {}, sqlite3.OperationalError(
+                "database is locked"))
+        return real(engine)
+
+    monkeypatch.setattr(migrator, "_migrate", locked_twice)
+    store = open_store(f"sqlite:///{(tmp_path / 'feedsvc.db').as_posix()}")
+    try:
+        status = store.schema_status()
+        assert status is not None and status.revision == HEAD and len(calls) == 3
+    finally:
+        store.close()
+
+    def broken(engine: Any) -> Any:
+        calls.append(1)
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(migrator, "_migrate", broken)
+    calls.clear()
+    with pytest.raises(Exception, match="disk I/O error"):
+        open_store(f"sqlite:///{(tmp_path / 'other.db').as_posix()}")
+    assert len(calls) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
 from feedsvc.errors import StoreVersionError
 from feedsvc.store.dialect import migration_connection
@@ -25,6 +27,7 @@ from feedsvc.store.dialect import migration_connection
 logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
+LOCKED_RETRY_SECONDS = 30.0  # as long as a write waits for the lock (SQLITE_BUSY_MS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,27 @@ def check_known(revision: str | None) -> None:
 
 
 def migrate(engine: Engine) -> SchemaStatus:
-    """Bring the store to the newest revision, in one transaction under the schema lock."""
+    """Bring the store to the newest revision, in one transaction under the schema lock.
+
+    SQLite can answer "database is locked" at once, without waiting out busy_timeout (a
+    connection opening while another process checkpoints the WAL or recovers its index):
+    a serve started beside a busy one then exited at start-up. The transaction rolled back,
+    so it is simply tried again, for up to LOCKED_RETRY_SECONDS."""
+    deadline = time.monotonic() + LOCKED_RETRY_SECONDS
+    pause = 0.05
+    while True:
+        try:
+            return _migrate(engine)
+        except OperationalError as e:
+            if engine.dialect.name != "sqlite" or "database is locked" not in str(e) \
+                    or time.monotonic() + pause > deadline:
+                raise
+            logger.warning("store busy while migrating; trying again in %.2f s", pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def _migrate(engine: Engine) -> SchemaStatus:
     head = head_revision()
     with migration_connection(engine) as conn:
         revision = current_revision(conn)
