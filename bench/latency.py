@@ -198,7 +198,7 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict[float, list[float | No
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with log.open("ab") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "feedsvc", "--log-level", "WARNING", "serve", "--config",
+            [sys.executable, "-m", "feedsvc", "--log-level", args.log_level, "serve", "--config",
              str(config), "--port", str(port), "--workers", str(args.workers)],
             env=env, stdout=out, stderr=subprocess.STDOUT)
     results: dict[float, list[float | None]] = {}
@@ -273,6 +273,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--poll-ms", type=float, default=2.0)
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per edit at most")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="of the serve (INFO logs each scan's seconds to serve.log)")
     args = parser.parse_args()
     args.gap = args.gap or [8.0, 1.0]
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]

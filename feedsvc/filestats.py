@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from feedsvc.model import Changeset
+from feedsvc.sources import Stats
 from feedsvc.store import Store
 
 Stamp = tuple[int, str]  # Store.scan_stamp(): revision, last scan record
-Stats = dict[str, tuple[int, int]]  # rel_path -> (size, mtime_ns)
 
 
 class FileStats:
@@ -60,6 +60,16 @@ class FileStats:
             if row.source in self._notes:
                 self._notes[row.source][row.rel_path] = (row.size, row.mtime_ns)
         self.stamp = after
+
+    def media_synced(self, source: str, stamp: Stamp, before: Stats, after: Stats) -> None:
+        """A targeted scan begun at `stamp` synced the media at its scope: the store held
+        `before` there and holds `after` now."""
+        kept = self._media.get(source)
+        if kept is None or self.stamp != stamp or before == after:
+            return
+        for rel in before:
+            kept.pop(rel, None)
+        kept.update(after)
 
     def moved(self, before: Stamp, after: Stamp) -> None:
         """The store moved from `before` to `after` without a note or media change (feed

@@ -68,6 +68,7 @@ from feedsvc.sources import Snapshot
 from feedsvc.scanscope import take_snapshots
 from feedsvc.store import Store
 from feedsvc.urls import Urls
+from feedsvc.walkdiff import narrowed
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 1000
@@ -121,12 +122,13 @@ class ScanPipeline:
         source_errors: list[Problem] = []
         self._refs = {}
         stamp = self.store.scan_stamp()
-        snapshots = take_snapshots(sources, paths, pull=pull, git_targets=git_targets,
-                                   source_errors=source_errors)
-
+        snapshots = take_snapshots(
+            sources, paths, pull=pull, git_targets=git_targets, source_errors=source_errors,
+            narrow=lambda source, walk: narrowed(source, walk,
+                                                 self.keeper.note_stats(source.name, stamp),
+                                                 self.keeper.media_stats(source.name, stamp)))
         # compare against (size, mtime) only; full rows are loaded for sources that changed;
-        # a targeted snapshot speaks only for the stored notes in its scope
-        # (a targeted scope is small: its rows are loaded whole right away)
+        # a targeted snapshot speaks only for the stored notes in its scope (small: loaded whole)
         scoped = {name: self.store.load_notes(name, snap.scope)
                   for name, snap in snapshots.items() if snap.scope is not None}
         stats = {name: {p: (r.size, r.mtime_ns) for p, r in scoped[name].items()}
@@ -139,7 +141,7 @@ class ScanPipeline:
             new = sum(1 for n in changed if n.rel_path not in stats[name])
             missing_paths[name] = [] if len(snap.notes) - new == len(stats[name]) else \
                 missing_notes(snap, stats[name])  # some stored note was not seen
-        unchanged = sum(len(s.notes) for s in snapshots.values()) - \
+        unchanged = sum(len(s.notes) + s.unchanged for s in snapshots.values()) - \
             sum(len(c) for c in changed_by_source.values())
         # the stored rows the plan looks at: those of the changed and the missing notes only
         # (a walk that found one edit loads one row, not the source's every note)
@@ -149,7 +151,9 @@ class ScanPipeline:
         work = {name: (changed_by_source[name], [stored[name][p] for p in missing_paths[name]])
                 for name in stored}
         media_in_scope = {name: self.store.media_stats(name, snap.scope)
+                          if snap.stored_media is None else snap.stored_media
                           for name, snap in snapshots.items() if snap.scope is not None}
+        media_before = {name: dict(stats) for name, stats in media_in_scope.items()}
         self.keeper.begin(snapshots, stamp, media_in_scope)
         stored_media = {name: media_in_scope[name] if name in media_in_scope
                         else self.keeper.media_stats(name, stamp) for name in snapshots}
@@ -191,6 +195,8 @@ class ScanPipeline:
                                                        source_errors, stored=stored_media))
         spill, stale, media_problems = self._render(planned, index, changeset_parts, media)
         self._close_pool()  # the workers are gone before the inserts
+        for name, before in media_before.items():  # what the sync wrote at each scope
+            self.keeper.stats.media_synced(name, stamp, before, media_in_scope[name])
         problems.extend(media_problems)
         report = ScanReport(
             started=started, finished=self.clock(), reason=reason,

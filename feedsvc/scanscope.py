@@ -6,6 +6,7 @@ the filesystem."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from collections.abc import Mapping
 
 from feedsvc.errors import SourceError
@@ -13,20 +14,23 @@ from feedsvc.gitdiff import pull_git_changes
 from feedsvc.model import Problem
 from feedsvc.model import Source
 from feedsvc.sources import Snapshot
+from feedsvc.sources import SourceWalk
 from feedsvc.sources import is_safe_media_path
 from feedsvc.sources import snapshot_paths
 from feedsvc.sources import snapshot_source
 
 logger = logging.getLogger(__name__)
+Narrow = Callable[[Source, SourceWalk], Snapshot | None]
 
 
 def take_snapshots(sources: list[Source], paths: Mapping[str, tuple[str, ...]], *,
-                   pull: bool, git_targets: bool,
-                   source_errors: list[Problem]) -> dict[str, Snapshot]:
+                   pull: bool, git_targets: bool, source_errors: list[Problem],
+                   narrow: Narrow | None = None) -> dict[str, Snapshot]:
     """One snapshot per source that has something to look at: a walk, or (a source in
     `paths`, or a git source with `git_targets`) a targeted snapshot of its paths. A git
     source whose pull git cannot account for is walked, its problem reported; one with no
-    paths asked for and a HEAD that did not move has nothing to look at (no snapshot)."""
+    paths asked for and a HEAD that did not move has nothing to look at (no snapshot).
+    `narrow` may turn a walk into a snapshot of what it found changed (walkdiff.py)."""
     snapshots: dict[str, Snapshot] = {}
     for source in sources:
         scope = paths.get(source.name)
@@ -45,7 +49,7 @@ def take_snapshots(sources: list[Source], paths: Mapping[str, tuple[str, ...]], 
             if not scope:
                 continue  # nothing named, nothing pulled: nothing to look at
         try:
-            snapshots[source.name] = (snapshot_source(source) if scope is None
+            snapshots[source.name] = (snapshot_source(source, narrow) if scope is None
                                       else snapshot_paths(source, scope))
         except SourceError as e:
             logger.error("source not applied: source=%s reason=%s", source.name, e.message)

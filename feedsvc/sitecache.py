@@ -16,12 +16,12 @@ import time
 from collections.abc import Iterable
 
 from feedsvc.filestats import FileStats
-from feedsvc.filestats import Stats
 from feedsvc.model import Changeset
 from feedsvc.model import EntryRef
 from feedsvc.model import Problem
 from feedsvc.siteindex import SiteIndex
 from feedsvc.sources import Snapshot
+from feedsvc.sources import Stats
 from feedsvc.store import Store
 from feedsvc.urls import Urls
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import errno
 import logging
-import operator
 import os
 import stat
+from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -42,6 +42,10 @@ class Snapshot:
     # (size, mtime_ns) of the media seen as plain files (an lstat): what the media sync
     # compares with the store instead of an lstat of its own (a link is not in it)
     media_stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # a narrowed walk's (walkdiff.py): the notes it saw as stored and left out, and the
+    # stored media stats at its scope (from the kept stats: not read from the store again)
+    unchanged: int = 0
+    stored_media: dict[str, tuple[int, int]] | None = None
 
     def is_unseen(self, rel_path: str) -> bool:
         return any(rel_path.startswith(prefix + "/") or not prefix for prefix in self.unlisted)
@@ -66,24 +70,56 @@ def _check_root(source: Source) -> os.stat_result:
     return root_stat
 
 
+Stats = dict[str, tuple[int, int]]  # rel_path -> (size, mtime_ns)
+
+
 @dataclass
-class _Walk:
-    notes: list[NoteFile]
-    media: list[str]
-    problems: list[Problem]
-    unlisted: list[str]
-    media_stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+class SourceWalk:
+    """What a walk of a source saw, before it becomes a Snapshot: the notes and plain media
+    files as (size, mtime_ns) stats (NoteFile objects for 10,000 notes cost as much as the
+    listing), the other media, and what went wrong."""
+
+    notes: Stats = field(default_factory=dict)
+    media_stats: Stats = field(default_factory=dict)  # plain files (an lstat)
+    # media stat-ed through a symlink (or named by path): no lstat, so not in media_stats
+    media_followed: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
+    links: int = 0  # symlinks met (followed or not)
+
+    def media(self) -> list[str]:
+        return [*self.media_stats, *self.media_followed]
+
+    def note_files(self, source: str, root: str, rel_paths: Iterable[str]) -> list[NoteFile]:
+        notes = self.notes
+        return [NoteFile(source=source, rel_path=rel, abs_path=root + os.sep + rel,
+                         size=notes[rel][0], mtime_ns=notes[rel][1]) for rel in rel_paths]
 
 
-def snapshot_source(source: Source) -> Snapshot:
-    """List every note and media file below the source root."""
+def walk_source(source: Source) -> SourceWalk:
+    """Walk everything below the source root (see snapshot_source)."""
     root_stat = _check_root(source)
-    walk = _walk(source.name, os.path.realpath(source.root), str(source.root), "",
+    return _walk(source.name, os.path.realpath(source.root), str(source.root), "",
                  {(root_stat.st_dev, root_stat.st_ino)})
-    walk.notes.sort(key=_rel_path)
-    return Snapshot(source=source.name, notes=tuple(walk.notes), media=tuple(sorted(walk.media)),
+
+
+def walked_snapshot(source: Source, walk: SourceWalk) -> Snapshot:
+    """The snapshot of a whole walk: every note and media file it saw."""
+    notes = walk.note_files(source.name, str(source.root), sorted(walk.notes))
+    return Snapshot(source=source.name, notes=tuple(notes), media=tuple(sorted(walk.media())),
                     problems=tuple(walk.problems), unlisted=tuple(walk.unlisted),
                     media_stats=walk.media_stats)
+
+
+def snapshot_source(source: Source,
+                    narrow: Callable[[Source, SourceWalk], Snapshot | None] | None = None
+                    ) -> Snapshot:
+    """List every note and media file below the source root. `narrow` may turn the walk
+    into a targeted snapshot of what it found changed (walkdiff.py); else, or when it
+    returns None, the snapshot holds everything the walk saw."""
+    walk = walk_source(source)
+    narrowed = narrow(source, walk) if narrow is not None else None
+    return narrowed if narrowed is not None else walked_snapshot(source, walk)
 
 
 def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str] = ()) -> Snapshot:
@@ -96,7 +132,7 @@ def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str
     real_root = os.path.realpath(source.root)
     name = source.name
     known = set(media)
-    walk = _Walk([], [], [], [])
+    walk = SourceWalk()
     scope: list[str] = []
     for rel in sorted(set(rel_paths)):
         parts = rel.split("/")
@@ -118,31 +154,32 @@ def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str
         if stat.S_ISDIR(st.st_mode):
             sub = _walk(name, real_root, path, rel, {(root_stat.st_dev, root_stat.st_ino),
                                                      (st.st_dev, st.st_ino)})
-            walk.notes.extend(sub.notes)
-            walk.media.extend(sub.media)
+            walk.notes.update(sub.notes)
+            walk.media_stats.update(sub.media_stats)
+            walk.media_followed.extend(sub.media_followed)
             walk.problems.extend(sub.problems)
             walk.unlisted.extend(sub.unlisted)
-            walk.media_stats.update(sub.media_stats)
         elif stat.S_ISREG(st.st_mode):
             if is_note_path(parts[-1]):
-                walk.notes.append(NoteFile(source=name, rel_path=rel, abs_path=path,
-                                           size=st.st_size, mtime_ns=st.st_mtime_ns))
+                walk.notes[rel] = (st.st_size, st.st_mtime_ns)
             else:
-                walk.media.append(rel)
-    walk.notes.sort(key=_rel_path)
-    return Snapshot(source=name, notes=tuple(walk.notes),
-                    media=tuple(sorted(known.union(walk.media))), problems=tuple(walk.problems),
-                    unlisted=tuple(walk.unlisted), scope=tuple(scope),
-                    media_stats=walk.media_stats)
+                walk.media_followed.append(rel)
+    notes = walk.note_files(name, str(source.root), sorted(walk.notes))
+    return Snapshot(source=name, notes=tuple(notes),
+                    media=tuple(sorted(known.union(walk.media()))),
+                    problems=tuple(walk.problems), unlisted=tuple(walk.unlisted),
+                    scope=tuple(scope), media_stats=walk.media_stats)
 
 
 def _walk(name: str, real_root: str, start: str, rel_start: str,
-          visited: set[tuple[int, int]]) -> _Walk:
+          visited: set[tuple[int, int]]) -> SourceWalk:
     """Every note (stat-ed, links followed inside the root) and every media file below
-    `start`. A plain file or folder costs one stat and no more: with 22,000 files at 10k
-    notes the walk is most of a bare webhook's scan, and a stat is about 3 us here."""
-    walk = _Walk([], [], [], [])
-    notes, media, media_stats = walk.notes, walk.media, walk.media_stats
+    `start`. A plain file or folder costs one lstat and no more: with 22,000 files at 10k
+    notes the walk is most of a bare webhook's scan (about 3 us per stat here; the loop
+    body is kept to the few operations every entry needs)."""
+    walk = SourceWalk()
+    notes, media_stats = walk.notes, walk.media_stats
+    is_reg, is_dir, is_link = stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK
     stack: list[tuple[str, str]] = [(start, rel_start)]
     while stack:
         folder, rel_folder = stack.pop()
@@ -168,34 +205,32 @@ def _walk(name: str, real_root: str, start: str, rel_start: str,
                 entry_name = entry.name
                 if entry_name[0] == ".":
                     continue  # .git, .obsidian, editor swap files
-                rel = prefix + entry_name
                 try:
-                    if entry.is_symlink():
-                        _follow_link(walk, name, real_root, entry, base + entry_name, rel,
-                                     visited, stack)
-                    elif entry.is_file(follow_symlinks=False):
-                        st = entry.stat(follow_symlinks=False)
-                        if entry_name.lower().endswith(NOTE_SUFFIXES):
-                            notes.append(NoteFile(source=name, rel_path=rel,
-                                                  abs_path=base + entry_name, size=st.st_size,
-                                                  mtime_ns=st.st_mtime_ns))
-                        else:
-                            media.append(rel)
-                            media_stats[rel] = (st.st_size, st.st_mtime_ns)
-                    elif entry.is_dir(follow_symlinks=False):
-                        st = entry.stat(follow_symlinks=False)
-                        if (st.st_dev, st.st_ino) not in visited:
-                            visited.add((st.st_dev, st.st_ino))
-                            stack.append((base + entry_name, rel))
+                    st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue  # it vanished between listing and stat: simply gone
+                mode = st.st_mode
+                if is_reg(mode):
+                    if entry_name.lower().endswith(NOTE_SUFFIXES):
+                        notes[prefix + entry_name] = (st.st_size, st.st_mtime_ns)
+                    else:
+                        media_stats[prefix + entry_name] = (st.st_size, st.st_mtime_ns)
+                elif is_dir(mode):
+                    if (st.st_dev, st.st_ino) not in visited:
+                        visited.add((st.st_dev, st.st_ino))
+                        stack.append((base + entry_name, prefix + entry_name))
+                elif is_link(mode):
+                    walk.links += 1
+                    _follow_link(walk, name, real_root, entry, base + entry_name,
+                                 prefix + entry_name, visited, stack)
         finally:
             os.close(fd)
     return walk
 
 
-def _follow_link(walk: _Walk, name: str, real_root: str, entry: os.DirEntry[str], path: str,
-                 rel: str, visited: set[tuple[int, int]], stack: list[tuple[str, str]]) -> None:
+def _follow_link(walk: SourceWalk, name: str, real_root: str, entry: os.DirEntry[str],
+                 path: str, rel: str, visited: set[tuple[int, int]],
+                 stack: list[tuple[str, str]]) -> None:
     """A symlink met by the walk (at `path`): followed when it stays inside the source root."""
     try:
         st = entry.stat(follow_symlinks=True)
@@ -217,13 +252,9 @@ def _follow_link(walk: _Walk, name: str, real_root: str, entry: os.DirEntry[str]
         stack.append((path, rel))
     elif stat.S_ISREG(st.st_mode):
         if is_note_path(entry.name):
-            walk.notes.append(NoteFile(source=name, rel_path=rel, abs_path=path,
-                                       size=st.st_size, mtime_ns=st.st_mtime_ns))
+            walk.notes[rel] = (st.st_size, st.st_mtime_ns)
         else:
-            walk.media.append(rel)
-
-
-_rel_path = operator.attrgetter("rel_path")
+            walk.media_followed.append(rel)
 
 
 def _inside(path: str, root: str) -> bool:

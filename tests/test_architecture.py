@@ -13,7 +13,7 @@ LAYERS: list[set[str]] = [
     {"config", "shared"},
     {"urls", "webhook", "metrics"},
     {"sources", "content", "store", "feeds", "dating", "gitdiff"},
-    {"scan", "pipeline", "planning", "siteindex", "sitecache", "filestats", "scanscope", "rendering", "publishing", "websub", "mediasync"},
+    {"scan", "pipeline", "planning", "siteindex", "sitecache", "filestats", "scanscope", "walkdiff", "rendering", "publishing", "websub", "mediasync"},
     {"scheduler", "web", "export", "relay", "watcher"},  # watcher: watch = true sources
     {"server"},  # the pre-fork server: wires scheduler, relay and web per process
     {"cli"},
@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
 INTRA_LAYER_ALLOWED = {("scan", "pipeline"), ("pipeline", "mediasync"), ("pipeline", "planning"),
                        ("pipeline", "siteindex"), ("pipeline", "rendering"), ("publishing", "scan"),
                        ("web", "export"), ("export", "web"),
-                       ("pipeline", "sitecache"), ("pipeline", "scanscope"),
+                       ("pipeline", "sitecache"), ("pipeline", "scanscope"), ("pipeline", "walkdiff"),
                        ("sitecache", "siteindex"), ("sitecache", "filestats")}
 SIBLINGS = [{"sources", "content", "store", "feeds", "dating"}, {"scheduler", "web"}]
 

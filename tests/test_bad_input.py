@@ -89,8 +89,8 @@ def bad_app(tmp_path: Path, notes: NotesDir, clock: Clock,
     store = open_store(config.store_url)
     real_snapshot = scan_module.snapshot_source
 
-    def snapshot_then_delete(source: Any) -> Any:
-        snap = real_snapshot(source)
+    def snapshot_then_delete(source: Any, *args: Any) -> Any:
+        snap = real_snapshot(source, *args)
         victim = notes.path("NLP/vanishing.md")
         if victim.exists():
             victim.unlink()  # gone between listing and reading

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,6 +27,9 @@ from conftest import stop
 from conftest import REPO
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# how long each nginx worker trusts what it found of a file, a failed open included
+OPEN_FILE_CACHE_VALID = float(re.search(r"open_file_cache_valid (\d+)s;", (
+    REPO / "config" / "nginx.conf").read_text(encoding="utf-8")).group(1))  # type: ignore[union-attr]
 SECRET = "nginx-test-secret"
 
 
@@ -119,6 +123,10 @@ dir = "mirror"
                    "nginx " + (prefix / "stderr").read_text(errors="replace"))
         wait_until(lambda: caught_up(nginx_url, f"http://127.0.0.1:{app_port}"), 30,
                    "the mirror")
+        # each nginx worker keeps a failed open (a file not yet in the mirror) that long:
+        # the worker caught_up asked may have seen the file while another still sends that
+        # path to feedsvc (a 1-in-10 failure under load before this wait)
+        time.sleep(OPEN_FILE_CACHE_VALID + 0.2)
         yield Stack(nginx_url, f"http://127.0.0.1:{app_port}", mirror, notes)
     finally:
         stop(web)

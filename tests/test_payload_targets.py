@@ -86,7 +86,7 @@ def test_webhook_naming_one_file_shows_in_the_category_feed_over_http(
     walks: list[Any] = []
     real = sources_module.snapshot_source
     monkeypatch.setattr("feedsvc.scanscope.snapshot_source",
-                        lambda s: walks.append(s) or real(s))  # type: ignore[func-returns-value]
+                        lambda s, *a: walks.append(s) or real(s, *a))  # type: ignore[func-returns-value]
     notes.write("NLP/n2.md", "改过", title="N2 edited", date="2025-01-03")
     body = json.dumps({"source": "notes", "paths": ["NLP/n2.md"]}).encode()
     response = requests.post(f"{live_server.url}/hooks/refresh", data=body, timeout=10,
