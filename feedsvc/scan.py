@@ -23,6 +23,7 @@ from feedsvc.model import ScanReport
 from feedsvc.pipeline import Progress
 from feedsvc.pipeline import ScanPipeline
 from feedsvc.process import release_memory
+from feedsvc.process import settle_heap
 from feedsvc.store import Store
 from feedsvc.urls import Urls
 
@@ -145,6 +146,7 @@ class Scanner:
                 if pending.reasons & {"startup", "takeover"}:
                     with self._run_lock:  # what targeted scans keep, ready for the first one
                         self.pipeline.keeper.warm()
+                        settle_heap()
                     release_memory()  # the build's temporaries (every entry ref) go back
             except Exception:  # the worker must survive anything a scan throws
                 logger.exception("background scan failed")

@@ -7,6 +7,7 @@ keeps them rather than deleting them); symlinks are followed only inside the sou
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import stat
@@ -97,10 +98,18 @@ class SourceWalk:
 
 
 def walk_source(source: Source) -> SourceWalk:
-    """Walk everything below the source root (see snapshot_source)."""
+    """Walk everything below the source root (see snapshot_source). The collector is
+    paused meanwhile: the walk makes no cycles, but its 22,000 stat tuples at 10k notes
+    set off collections of everything the process holds."""
     root_stat = _check_root(source)
-    return _walk(source.name, os.path.realpath(source.root), str(source.root), "",
-                 {(root_stat.st_dev, root_stat.st_ino)})
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _walk(source.name, os.path.realpath(source.root), str(source.root), "",
+                     {(root_stat.st_dev, root_stat.st_ino)})
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def walked_snapshot(source: Source, walk: SourceWalk) -> Snapshot:
