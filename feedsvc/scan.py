@@ -23,7 +23,6 @@ from feedsvc.model import ScanReport
 from feedsvc.pipeline import Progress
 from feedsvc.pipeline import ScanPipeline
 from feedsvc.process import release_memory
-from feedsvc.process import settle_heap
 from feedsvc.store import Store
 from feedsvc.urls import Urls
 
@@ -94,6 +93,9 @@ class Scanner:
         self.on_feeds_changed = on_feeds_changed
         self.listeners: list[Callable[[ScanReport], None]] = []  # called after every applied scan
         self.store_listeners: list[Callable[[], None]] = []  # called after any store write
+        # called once the start-up scan's kept state is built (serve's scanner process:
+        # process.settle_heap; not in-process scanners, whose heap is someone else's)
+        self.after_warm: Callable[[], None] | None = None
         self.scans_run = 0
         self._run_lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -146,7 +148,8 @@ class Scanner:
                 if pending.reasons & {"startup", "takeover"}:
                     with self._run_lock:  # what targeted scans keep, ready for the first one
                         self.pipeline.keeper.warm()
-                        settle_heap()
+                        if self.after_warm is not None:
+                            self.after_warm()
                     release_memory()  # the build's temporaries (every entry ref) go back
             except Exception:  # the worker must survive anything a scan throws
                 logger.exception("background scan failed")

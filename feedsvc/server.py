@@ -23,6 +23,7 @@ from feedsvc.config import Config
 from feedsvc.process import die_with_parent
 from feedsvc.process import limit_malloc_arenas
 from feedsvc.process import release_memory
+from feedsvc.process import settle_heap
 from feedsvc.relay import Relay
 from feedsvc.relay import RequestPump
 from feedsvc.scan import Scanner
@@ -171,6 +172,7 @@ def _scanner_main(config: Config, state: ServeState, owner: str, parent: int) ->
     store = _open(config)
     websub = WebSubNotifier(config.websub.hubs, Urls(config.site.base_url))
     scanner = Scanner(config, store, on_feeds_changed=websub.notify)
+    scanner.after_warm = settle_heap  # this process is the scanner's own
     scanner.store_listeners.append(state.bump)
     scanner.listeners.append(_after_scan)
     mirror = _attach_mirror(config, store, scanner)
