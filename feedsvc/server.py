@@ -24,6 +24,7 @@ from feedsvc.process import die_with_parent
 from feedsvc.process import limit_malloc_arenas
 from feedsvc.process import release_memory
 from feedsvc.process import settle_heap
+from feedsvc.process import share_heap
 from feedsvc.relay import Relay
 from feedsvc.relay import RequestPump
 from feedsvc.scan import Scanner
@@ -58,6 +59,7 @@ def serve(config: Config, *, host: str, port: int, workers: int, threads: int, r
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # metrics summed over the workers
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feedsvc-metrics-")
     scans = role != "web"
+    share_heap()  # before the first fork: what is imported now is shared by every child
     state = ServeState() if scans else None
     owner = owner_id() if scans else None
     scanner_process = _start_scanner(config, state, owner) if state and owner else None
@@ -93,7 +95,7 @@ def serve(config: Config, *, host: str, port: int, workers: int, threads: int, r
 def _worker_app(config: Config, state: ServeState | None, owner: str | None, role: str,
                 parent: int) -> Any:
     """Runs in each forked worker: its own store connections, the app, the relay."""
-    from feedsvc.web import create_app
+    from feedsvc.web import create_app  # imported before the fork (process.share_heap)
 
     die_with_parent(parent)
     store = _open(config)
