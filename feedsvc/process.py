@@ -76,14 +76,11 @@ def release_memory() -> bool:
 
 
 def share_heap() -> None:
-    """In serve's master, before it forks the scanner and the workers: import what they all
-    run (the web app; the scan is imported with this module's caller) and freeze the heap
-    (gc.freeze). A child's collections then never walk those objects, so the pages holding
-    them stay shared copy-on-write instead of being copied into every process
-    (bench/servemem.py)."""
+    """In serve's master, before it forks the scanner and the workers, once it imported what
+    they all run: freeze the heap (gc.freeze). A child's collections then never walk those
+    objects, so the pages holding them stay shared copy-on-write instead of being copied into
+    every process (bench/servemem.py)."""
     import gc
-
-    import feedsvc.web  # noqa: F401  (flask, the views, the feeds: every worker's imports)
 
     gc.collect()
     gc.freeze()

@@ -59,6 +59,8 @@ def serve(config: Config, *, host: str, port: int, workers: int, threads: int, r
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # metrics summed over the workers
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feedsvc-metrics-")
     scans = role != "web"
+    import feedsvc.web  # noqa: F401  (every worker's imports, made once here: shared)
+
     share_heap()  # before the first fork: what is imported now is shared by every child
     state = ServeState() if scans else None
     owner = owner_id() if scans else None
