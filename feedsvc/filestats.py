@@ -36,6 +36,10 @@ class FileStats:
         updates it as it writes (mediasync.sync_media)."""
         return self._kept(self._media, source, stamp, self.store.media_stats)
 
+    def kept_notes(self, stamp: Stamp) -> list[str]:
+        """The sources whose note stats are kept for `stamp`."""
+        return list(self._notes) if self.stamp == stamp else []
+
     def _kept(self, kept: dict[str, Stats], source: str, stamp: Stamp,
               load: Callable[[str], Stats]) -> Stats:
         if self.stamp != stamp:

@@ -68,7 +68,6 @@ from feedsvc.sources import Snapshot
 from feedsvc.scanscope import take_snapshots
 from feedsvc.store import Store
 from feedsvc.urls import Urls
-from feedsvc.walkdiff import narrowed
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 1000
@@ -122,11 +121,11 @@ class ScanPipeline:
         source_errors: list[Problem] = []
         self._refs = {}
         stamp = self.store.scan_stamp()
-        snapshots = take_snapshots(
-            sources, paths, pull=pull, git_targets=git_targets, source_errors=source_errors,
-            narrow=lambda source, walk: narrowed(source, walk,
-                                                 self.keeper.note_stats(source.name, stamp),
-                                                 self.keeper.media_stats(source.name, stamp)))
+        walked = [s.name for s in sources if s.name not in paths
+                  and not (pull and git_targets and s.pull == "git")]
+        snapshots = take_snapshots(sources, paths, pull=pull, git_targets=git_targets,
+                                   source_errors=source_errors,
+                                   narrow=self.keeper.narrower(stamp, walked))
         # compare against (size, mtime) only; full rows are loaded for sources that changed;
         # a targeted snapshot speaks only for the stored notes in its scope (small: loaded whole)
         scoped = {name: self.store.load_notes(name, snap.scope)

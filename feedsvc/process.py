@@ -13,6 +13,8 @@ import ctypes.util
 import logging
 import os
 import signal
+import threading
+import time
 
 logger = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # from glibc's malloc.h
@@ -60,8 +62,6 @@ def release_memory() -> bool:
     """Hand freed heap pages back to the OS (glibc malloc_trim) after a burst of allocations
     (a scan, a feed render), at most every couple of seconds; False where not glibc or skipped.
     The resident size then follows what is live, not the high-water mark of the burst."""
-    import time
-
     now = time.monotonic()
     if now - _last_trim[0] < _TRIM_MIN_SECONDS:
         return False
@@ -73,6 +73,46 @@ def release_memory() -> bool:
         return bool(ctypes.CDLL(name).malloc_trim(0))
     except (OSError, AttributeError):
         return False
+
+
+TRIM_CHECK_SECONDS = 1.0
+WORK_CPU_SECONDS = 0.02  # CPU time in one check interval that counts as a burst of work
+IDLE_CPU_SECONDS = 0.005  # ... and that counts as idle: the burst is over
+
+
+def trim_after_work(check_seconds: float = TRIM_CHECK_SECONDS) -> threading.Thread | None:
+    """Start a daemon thread that hands freed heap back to the OS (malloc_trim) when a burst
+    of work is over: the process used CPU since the last pass and then sat idle for a check
+    interval. A worker's resident size then falls back after a burst of requests instead of
+    staying at its high-water mark (glibc keeps the freed pages of rendered pages and bodies,
+    over 512 bytes and so not pymalloc's, until told). A pass walks every free chunk (ms on
+    a fragmented heap, the allocator locked meanwhile), so under steady load there is none.
+    None where not glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name is not None else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is None:
+        return None
+
+    def run() -> None:
+        worked = False
+        before = time.process_time()
+        while True:
+            time.sleep(check_seconds)
+            now = time.process_time()
+            used, before = now - before, now
+            if used >= WORK_CPU_SECONDS:
+                worked = True
+            elif worked and used < IDLE_CPU_SECONDS:
+                trim(0)
+                worked = False
+                before = time.process_time()  # the pass itself is not work to trim after
+
+    thread = threading.Thread(target=run, daemon=True, name="feedsvc-heap-trim")
+    thread.start()
+    return thread
 
 
 def share_heap() -> None:

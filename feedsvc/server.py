@@ -25,6 +25,7 @@ from feedsvc.process import limit_malloc_arenas
 from feedsvc.process import release_memory
 from feedsvc.process import settle_heap
 from feedsvc.process import share_heap
+from feedsvc.process import trim_after_work
 from feedsvc.relay import Relay
 from feedsvc.relay import RequestPump
 from feedsvc.scan import Scanner
@@ -100,6 +101,7 @@ def _worker_app(config: Config, state: ServeState | None, owner: str | None, rol
     from feedsvc.web import create_app  # imported before the fork (process.share_heap)
 
     die_with_parent(parent)
+    trim_after_work()  # a burst's freed pages go back once it is over (process.py)
     store = _open(config)
     app = create_app(config, store=store)
     services = app.extensions["feedsvc"]
@@ -165,6 +167,7 @@ def _supervise_scanner(process: Any) -> None:
 
 def _scanner_main(config: Config, state: ServeState, owner: str, parent: int) -> None:
     die_with_parent(parent)
+    trim_after_work()  # a scan's freed pages go back once it is over (process.py)
     stop = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:

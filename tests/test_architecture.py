@@ -24,7 +24,8 @@ INTRA_LAYER_ALLOWED = {("scan", "pipeline"), ("pipeline", "mediasync"), ("pipeli
                        ("pipeline", "siteindex"), ("pipeline", "rendering"), ("publishing", "scan"),
                        ("web", "export"), ("export", "web"),
                        ("pipeline", "sitecache"), ("pipeline", "scanscope"), ("pipeline", "walkdiff"),
-                       ("sitecache", "siteindex"), ("sitecache", "filestats")}
+                       ("sitecache", "siteindex"), ("sitecache", "filestats"),
+                       ("sitecache", "walkdiff")}
 SIBLINGS = [{"sources", "content", "store", "feeds", "dating"}, {"scheduler", "web"}]
 
 

@@ -290,9 +290,10 @@ def test_a_startup_scan_leaves_what_targeted_scans_keep_ready(
     assert scanner.pipeline.keeper.cache is not None
     assert scanner.pipeline.keeper.cache.stamp == store.scan_stamp()
     calls: list[str] = []
-    real = store.entry_refs
-    monkeypatch.setattr(store, "entry_refs", lambda *a, **k: calls.append("entry_refs")
-                        or real(*a, **k))
+    for name in ("entry_refs", "entry_places"):
+        real = getattr(store, name)
+        monkeypatch.setattr(store, name, lambda *a, _n=name, _r=real, **k: calls.append(_n)
+                            or _r(*a, **k))
     notes.write("NLP/a.md", "[[b]]", title="A1", date="2025-01-01")
     assert at(scanner, "NLP/a.md").updated == ("notes/NLP/a.md",)
     assert calls == []

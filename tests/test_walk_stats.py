@@ -136,3 +136,36 @@ def test_another_process_writing_drops_the_kept_stats(
     assert_kept_is_stored(mine, mine.store)
     mine.store.close()
     other.store.close()
+
+
+def test_the_link_index_built_after_a_walk_shares_the_kept_stats(
+        notes: NotesDir, scanner: Scanner, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index a serve's scanner builds after its start-up walk (keeper.warm) reads only
+    the entries' places from the store: media and paths come from the kept stats, the same
+    string objects (one per path in the process), and it resolves links as a fresh one."""
+    seed(notes)
+    scanner.run()
+    scanner.pipeline.keeper.drop()
+    scanner.run()  # a walk that finds nothing: the stats are read before it, and kept
+    keeper = scanner.pipeline.keeper
+    stamp = store.scan_stamp()
+    assert keeper.cache is None
+    calls = count_calls(store, monkeypatch, "note_stats", "media_stats", "entry_refs",
+                        "entry_places")
+    keeper.warm()
+    assert calls == ["entry_places"]
+    assert keeper.cache is not None
+    index = keeper.cache.index
+    kept_notes = {id(rel) for rel in keeper.note_stats("notes", stamp)}
+    kept_media = {id(rel) for rel in keeper.media_stats("notes", stamp)}
+    places = [w for value in index._by_name.values()
+              for w in (value if isinstance(value, list) else [value])]
+    assert sorted(w[1] for w in places) == ["NLP/a.md", "NLP/b.md", "Python/c.md"]
+    assert all(id(w[1]) in kept_notes for w in places)
+    assert index.media_of("notes") == {"NLP/img/fig.png", "Python/other.png"}
+    media_values = [rel for value in index._media["notes"].values()
+                    for rel in (value if isinstance(value, list) else [value])]
+    assert all(id(rel) in kept_media for rel in media_values)
+    assert keeper.cache.counts == {"notes": 3}
+    assert index.entry_url_for_name("b") is not None
+    assert index.media_path_for_name("notes", "FIG.png") == "NLP/img/fig.png"

@@ -218,6 +218,10 @@ class Store:
         with self._read() as conn:
             return entry_queries.entry_refs(conn, source)
 
+    def entry_places(self) -> list[tuple[str, str, str, str]]:
+        with self._read() as conn:
+            return entry_queries.entry_places(conn)
+
     def slug_owner(self, category_slug: str, slug: str) -> str | None:
         with self._read() as conn:
             return entry_queries.slug_owner(conn, category_slug, slug)

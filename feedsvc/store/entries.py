@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -197,6 +198,12 @@ def entry_refs(conn: Connection, source: str | None = None) -> list[EntryRef]:
     if source is not None:
         query = query.where(entries.c.source == source)
     return [row_to_ref(r) for r in conn.execute(query)]
+
+
+def entry_places(conn: Connection) -> list[tuple[str, str, str, str]]:
+    """(source, rel_path, category slug, slug) of every entry: what the link index keeps."""
+    query = select(entries.c.source, entries.c.rel_path, entries.c.category_slug, entries.c.slug)
+    return [(sys.intern(s), rel, sys.intern(c), slug) for s, rel, c, slug in conn.execute(query)]
 
 
 def slug_owner(conn: Connection, category_slug: str, slug: str) -> str | None:
