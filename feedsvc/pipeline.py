@@ -1,11 +1,10 @@
 """The scan pipeline: snapshot each source -> read only changed files -> plan (pure) ->
 render -> store.apply() in one transaction. Scanner (scan.py) decides when it runs.
 
-Memory stays bounded however big the scan: planning keeps headers and hashes, not bodies;
-the render pool reads each body again and renders in chunks into a Spill (a temporary file
-for a big scan) while the media files sync; store.apply then streams the rendered entries
-back batch by batch inside its one transaction, so the write lock is held for the inserts
-only, not for the rendering."""
+Memory stays bounded however big the scan: planning keeps headers and hashes, not bodies; the
+render pool reads each body again and renders in chunks into a Spill (a temporary file for a big
+scan) while the media files sync; store.apply then streams the rendered entries back batch by
+batch inside its one transaction: the write lock is held for the inserts, not the rendering."""
 
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ from feedsvc.content.links import keys_for_note
 from feedsvc.content.slugs import tag_slugs
 from feedsvc.dating import import_dates
 from feedsvc.errors import NoteError
+from feedsvc.forkwalk import SplitWalker
 from feedsvc.model import Changeset
 from feedsvc.model import Clock
 from feedsvc.model import Entry
@@ -86,6 +86,7 @@ class ScanPipeline:
         self.settings = settings
         self.batch_size = BATCH_SIZE  # entries per insert batch (and per spilled batch)
         self.keeper = SiteKeeper(store, self.urls, [s.name for s in config.sources])
+        self.walker = SplitWalker()  # a big source's walk in two processes
         self._refs: dict[str, EntryRef] = {}  # refs of the entries the current scan touches
         self._pool: ScanWorkers | None = None  # the current big scan's workers
 
@@ -124,7 +125,7 @@ class ScanPipeline:
         walked = [s.name for s in sources if s.name not in paths
                   and not (pull and git_targets and s.pull == "git")]
         snapshots = take_snapshots(sources, paths, pull=pull, git_targets=git_targets,
-                                   source_errors=source_errors,
+                                   source_errors=source_errors, walker=self.walker.walk,
                                    narrow=self.keeper.narrower(stamp, walked))
         # compare against (size, mtime) only; full rows are loaded for sources that changed;
         # a targeted snapshot speaks only for the stored notes in its scope (small: loaded whole)

@@ -18,19 +18,23 @@ from feedsvc.sources import SourceWalk
 from feedsvc.sources import is_safe_media_path
 from feedsvc.sources import snapshot_paths
 from feedsvc.sources import snapshot_source
+from feedsvc.sources import walk_source
 
 logger = logging.getLogger(__name__)
 Narrow = Callable[[Source, SourceWalk], Snapshot | None]
+Walker = Callable[[Source], SourceWalk]
 
 
 def take_snapshots(sources: list[Source], paths: Mapping[str, tuple[str, ...]], *,
                    pull: bool, git_targets: bool, source_errors: list[Problem],
-                   narrow: Narrow | None = None) -> dict[str, Snapshot]:
+                   narrow: Narrow | None = None,
+                   walker: Walker = walk_source) -> dict[str, Snapshot]:
     """One snapshot per source that has something to look at: a walk, or (a source in
     `paths`, or a git source with `git_targets`) a targeted snapshot of its paths. A git
     source whose pull git cannot account for is walked, its problem reported; one with no
     paths asked for and a HEAD that did not move has nothing to look at (no snapshot).
-    `narrow` may turn a walk into a snapshot of what it found changed (walkdiff.py)."""
+    `narrow` may turn a walk into a snapshot of what it found changed (walkdiff.py);
+    `walker` walks a source (walk_source, or forkwalk.SplitWalker's)."""
     snapshots: dict[str, Snapshot] = {}
     for source in sources:
         scope = paths.get(source.name)
@@ -49,7 +53,7 @@ def take_snapshots(sources: list[Source], paths: Mapping[str, tuple[str, ...]], 
             if not scope:
                 continue  # nothing named, nothing pulled: nothing to look at
         try:
-            snapshots[source.name] = (snapshot_source(source, narrow) if scope is None
+            snapshots[source.name] = (snapshot_source(source, narrow, walker) if scope is None
                                       else snapshot_paths(source, scope))
         except SourceError as e:
             logger.error("source not applied: source=%s reason=%s", source.name, e.message)

@@ -2,8 +2,9 @@
 
 A bare webhook, a schedule tick or `feedsvc scan` walks every folder: the only way to
 see an edit when nothing says which file it was. Comparing each note and media file's
-(size, mtime_ns) with the kept stats of the store (filestats.py) takes a few ms; what differs, came or went becomes the scope of a targeted snapshot,
-and the scan then costs what a webhook naming those files costs. Without this, a
+(size, mtime_ns) with the kept stats of the store (filestats.py) takes a few ms; what
+differs, came or went becomes the scope of a targeted snapshot, and the scan then costs
+what a webhook naming those files costs. Without this, a
 one-edit walk at 10k notes built 10,000 NoteFile objects and planned over them all.
 
 A walk is narrowed only when it is plain: no symlink met (a followed link's media has no
@@ -13,6 +14,9 @@ way of a first scan (parallel render, a bulk read of stored rows). The deletion 
 counts against the source's stored entries either way."""
 
 from __future__ import annotations
+
+from itertools import compress
+from operator import ne
 
 from feedsvc.model import Source
 from feedsvc.sources import Snapshot
@@ -30,13 +34,11 @@ def narrowed(source: Source, walk: SourceWalk, notes: Stats, media: Stats) -> Sn
         return None
     if len(walk.notes) + len(walk.media_stats) - len(notes) - len(media) > limit:
         return None  # cheap early out: that many more files than stored
-    stored_note, stored_media = notes.get, media.get  # (a set difference of the items
-    # hashes every (path, (size, mtime)) pair: ten times slower than these lookups)
-    new_notes = {rel for rel, seen in walk.notes.items() if stored_note(rel) != seen}
-    new_media = {rel for rel, seen in walk.media_stats.items() if stored_media(rel) != seen}
+    new_notes = _differing(walk.notes, notes)
+    new_media = _differing(walk.media_stats, media)
     if len(new_notes) + len(new_media) > limit:
         return None
-    gone = (notes.keys() - walk.notes.keys()) | (media.keys() - walk.media_stats.keys())
+    gone = _gone(notes, walk.notes, new_notes) | _gone(media, walk.media_stats, new_media)
     if len(new_notes) + len(new_media) + len(gone) > limit:
         return None
     changed_notes = sorted(new_notes)
@@ -50,3 +52,20 @@ def narrowed(source: Source, walk: SourceWalk, notes: Stats, media: Stats) -> Sn
         media_stats={rel: walk.media_stats[rel] for rel in changed_media},
         unchanged=len(walk.notes) - len(changed_notes),
         stored_media={rel: media[rel] for rel in scope if rel in media})
+
+
+def _differing(seen: Stats, stored: Stats) -> set[str]:
+    """The paths whose stats differ from the stored ones, or that are not stored. The
+    loop runs in C (map, compress); what is left is the lookups themselves, about 0.3 us a
+    path at 10k notes: the stored keys and stats lie all over the heap (cache misses)."""
+    return set(compress(seen.keys(), map(ne, seen.values(), map(stored.get, seen.keys()))))
+
+
+def _gone(stored: Stats, seen: Stats, differing: set[str]) -> set[str]:
+    """The stored paths the walk did not see. None are gone when every stored path was
+    seen, which counting tells without a set difference of 10,000 keys: each seen path
+    is stored or is one of the `differing` ones not stored."""
+    fresh = sum(1 for rel in differing if rel not in stored)
+    if len(seen) - fresh == len(stored):
+        return set()
+    return stored.keys() - seen.keys()

@@ -13,7 +13,7 @@ LAYERS: list[set[str]] = [
     {"config", "shared"},
     {"urls", "webhook", "metrics"},
     {"sources", "content", "store", "feeds", "dating", "gitdiff"},
-    {"scan", "pipeline", "planning", "siteindex", "sitecache", "filestats", "scanscope", "walkdiff", "rendering", "publishing", "websub", "mediasync"},
+    {"scan", "pipeline", "planning", "siteindex", "sitecache", "filestats", "scanscope", "walkdiff", "forkwalk", "rendering", "publishing", "websub", "mediasync"},
     {"scheduler", "web", "export", "relay", "watcher"},  # watcher: watch = true sources
     {"server"},  # the pre-fork server: wires scheduler, relay and web per process
     {"cli"},
@@ -25,7 +25,7 @@ INTRA_LAYER_ALLOWED = {("scan", "pipeline"), ("pipeline", "mediasync"), ("pipeli
                        ("web", "export"), ("export", "web"),
                        ("pipeline", "sitecache"), ("pipeline", "scanscope"), ("pipeline", "walkdiff"),
                        ("sitecache", "siteindex"), ("sitecache", "filestats"),
-                       ("sitecache", "walkdiff")}
+                       ("sitecache", "walkdiff"), ("pipeline", "forkwalk")}
 SIBLINGS = [{"sources", "content", "store", "feeds", "dating"}, {"scheduler", "web"}]
 
 

@@ -16,6 +16,7 @@ import pytest
 from feedsvc import sources
 from feedsvc import walkdiff
 from feedsvc.config import Config
+from feedsvc.forkwalk import SplitWalker
 from feedsvc.model import Problem
 from feedsvc.model import Source
 from feedsvc.scan import Scanner
@@ -90,11 +91,15 @@ def test_a_one_edit_walk_scans_just_that_note(
     assert report.unchanged == 5 and report.updated == () and report.added == ()
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-walk", "split-walk"])
 def test_narrowed_walks_leave_the_store_as_whole_walks_do(
         tmp_path: Path, notes: NotesDir, config: Config, scanner: Scanner, store: Store,
-        clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+        clock: Clock, monkeypatch: pytest.MonkeyPatch, split: bool) -> None:
     """Two stores follow the same folder, one through narrowed walks, the other through
-    walks that are never narrowed; after each change both hold the same."""
+    walks that are never narrowed; after each change both hold the same. `split`: the
+    narrowed walks are split over two processes (forkwalk.py), however small the folder."""
+    if split:
+        scanner.pipeline.walker = SplitWalker(split_from=0)
     whole_store = open_store(f"sqlite:///{tmp_path / 'whole.db'}",
                              keep_per_category=config.store.keep_per_category,
                              tombstone_days=config.feeds.tombstone_days)
@@ -134,6 +139,7 @@ def test_narrowed_walks_leave_the_store_as_whole_walks_do(
             run_both()
     finally:
         whole_store.close()
+    assert scanner.pipeline.walker.splits == (len(steps) if split else 0)
 
 
 def test_a_walk_that_meets_a_symlink_is_not_narrowed(
