@@ -4,27 +4,20 @@ a webhook scan of a git source reads just those files."""
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
+from feedsvc.gitpull import WorkTree
+from feedsvc.gitpull import pull_ff_only
+from feedsvc.gitpull import run_git
 from feedsvc.model import Problem
 from feedsvc.model import Source
-
-GIT_TIMEOUT_SECONDS = 120
 
 
 def _git(source: Source, *args: str) -> tuple[str | None, str]:
     """Run git in the source folder: (stdout, "") or (None, the reason it failed)."""
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(source.root), *args], capture_output=True, text=True,
-            timeout=GIT_TIMEOUT_SECONDS, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return None, str(e)
-    if result.returncode != 0:
-        message = (result.stderr or result.stdout).strip().splitlines()
-        return None, message[-1] if message else f"exit status {result.returncode}"
-    return result.stdout, ""
+    run = run_git(source.root, *args)
+    return (os.fsdecode(run.out), "") if run.ok else (None, run.failure)
 
 
 def pull_git(source: Source) -> Problem | None:
@@ -47,36 +40,43 @@ class Pulled:
 
 
 def pull_git_changes(source: Source) -> Pulled:
-    """pull_git, plus which files it changed: `git diff --name-only -z --no-renames old new`
-    (a rename is a delete and an add), repository paths mapped into the source (which may
-    be a sub-folder of the work tree: `git rev-parse --show-prefix`), the rest dropped.
+    """pull_git, plus which files it changed, repository paths mapped into the source (which
+    may be a sub-folder of the work tree: `git rev-parse --show-prefix`), the rest dropped.
+    The fast-forward of gitpull.py names the paths it applied; after a git merge they come
+    from `git diff --name-only -z --no-renames old new` (a rename is a delete and an add).
     The paths are as git names them: the caller still drops unsafe or hidden ones."""
     def failed(reason: str) -> Pulled:
         return Pulled(None, Problem(source=source.name, path=None,
                                     reason=f"{reason}; the source is walked instead"))
 
-    old, failure = _git(source, "rev-parse", "--verify", "-q", "HEAD")
-    problem = pull_git(source)
-    if problem is not None:
-        return Pulled(None, problem)
-    if old is None:
+    # one git for all it needs to know before the pull
+    before, failure = _git(source, "rev-parse", "--show-prefix", "--show-toplevel", "--git-path",
+                           "FETCH_HEAD", "--git-path", "hooks/post-merge", "--verify", "-q", "HEAD")
+    lines = (before or "").split("\n")
+    if before is None or len(lines) < 5:
+        problem = pull_git(source)
+        if problem is not None:
+            return Pulled(None, problem)
         return failed(f"git cannot tell the HEAD before the pull: {failure or 'no commit'}")
-    # one git for both: the HEAD after the pull, and where the source sits in the work tree
-    after, failure = _git(source, "rev-parse", "--show-prefix", "--verify", "-q", "HEAD")
-    lines = (after or "").split("\n")
-    if after is None or len(lines) < 2:
-        return failed(f"git cannot tell the HEAD after the pull: {failure or 'no commit'}")
-    prefix, new, old = lines[0].strip(), lines[1].strip(), old.strip()
-    if old == new:
-        return Pulled(())
-    listing, failure = _git(source, "diff", "--name-only", "-z", "--no-renames",
-                            "--no-relative", "--no-ext-diff", old, new)
-    if listing is None:
-        return failed(f"git diff {old[:12]}..{new[:12]} failed: {failure}")
-    changed = set()
-    for path in listing.split("\0"):
-        if not path or not path.startswith(prefix):
-            continue
-        rel = path[len(prefix):]
-        changed.add(rel)
+    prefix, top, fetch_head, hook, old = (line.strip() for line in lines[:5])
+    tree = WorkTree(top=Path(top), head=old, fetch_head=source.root / fetch_head,
+                    post_merge_hook=source.root / hook)
+    pulled = pull_ff_only(tree)
+    if pulled.failure:
+        return Pulled(None, Problem(source=source.name, path=None,
+                                    reason=f"git pull failed: {pulled.failure}"))
+    paths = pulled.changed
+    if paths is None:
+        after, failure = _git(source, "rev-parse", "--verify", "-q", "HEAD")
+        if after is None:
+            return failed(f"git cannot tell the HEAD after the pull: {failure or 'no commit'}")
+        new = after.strip()
+        if old == new:
+            return Pulled(())
+        listing, failure = _git(source, "diff", "--name-only", "-z", "--no-renames",
+                                "--no-relative", "--no-ext-diff", old, new)
+        if listing is None:
+            return failed(f"git diff {old[:12]}..{new[:12]} failed: {failure}")
+        paths = tuple(listing.split("\0"))
+    changed = {path[len(prefix):] for path in paths if path and path.startswith(prefix)}
     return Pulled(tuple(sorted(changed)))

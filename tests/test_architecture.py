@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "feedsvc"
 LAYERS: list[set[str]] = [
     {"model", "errors", "log", "process"},
     {"config", "shared"},
-    {"urls", "webhook", "metrics"},
+    {"urls", "webhook", "metrics", "gitpull"},
     {"sources", "content", "store", "feeds", "dating", "gitdiff"},
     {"scan", "pipeline", "planning", "siteindex", "sitecache", "filestats", "scanscope", "walkdiff", "forkwalk", "rendering", "publishing", "websub", "mediasync"},
     {"scheduler", "web", "export", "relay", "watcher"},  # watcher: watch = true sources

@@ -153,6 +153,9 @@ def test_git_that_cannot_tell_head_walks_and_says_why(tmp_path: Path,
     source = Source(name="notes", root=repos.served, pull="git")
     note(repos.author / "NLP/n1.md", "N1 edited")
     repos.push("edit")
+    hook = repos.served / ".git/hooks/post-merge"  # git merge does the pull, git diff names the files
+    hook.write_text("#!/bin/sh\n")
+    hook.chmod(0o755)
     from feedsvc import gitdiff
     real = gitdiff._git
 

@@ -1,0 +1,156 @@
+"""`git pull --ff-only` at the cost of what the pull brought: git fetches, then the
+fast-forward touches only the files the new commits changed.
+
+`git merge` (what `git pull` runs after its fetch) first refreshes the whole index, a stat of
+every file of the work tree, and `git read-tree -m -u` walks both trees whole: at 100,000
+notes either costs more than half a second for a one-note push. Here the commits' changes
+are applied with `git apply --index` to exactly the paths `git diff-tree old new` names,
+after checking those paths hold what HEAD holds (no staged or unstaged change, no untracked
+file where one is added), and the branch is moved with `git update-ref` (reflog message
+"pull: Fast-forward", ORIG_HEAD set, as git's fast-forward does).
+
+Whatever is not that plain case goes to `git merge --ff-only` of what was fetched, so git's
+own rules and messages decide it: a history that does not fast-forward, local changes to a
+changed path, a submodule or a type change (file <-> link), a `post-merge` hook (git would run
+it), more than one branch to merge. A fetch that cannot say what to merge (detached HEAD, no
+upstream configured) falls back to `git pull --ff-only` itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+GIT_TIMEOUT_SECONDS = 120
+FAST_FORWARD_MAX_PATHS = 2000  # a bigger push is left to git merge (one stat pass is cheaper)
+_PLAIN_MODES = {"100644", "100755", "120000"}  # blobs: files, executables and symlinks
+# git diff-tree reads the index though it compares two commits (22 ms at 100,000 notes):
+# pointed at an index that cannot exist, it reads an empty one
+_NO_INDEX = {"GIT_INDEX_FILE": os.path.join(os.sep, "nonexistent", "feedsvc", "index")}
+
+
+@dataclass(frozen=True, slots=True)
+class GitRun:
+    """One git command's outcome: `ok` with its stdout, or the reason it failed."""
+
+    ok: bool
+    out: bytes = b""
+    failure: str = ""
+
+
+def run_git(root: Path, *args: str, stdin: bytes | None = None,
+            env: dict[str, str] | None = None) -> GitRun:
+    """Run git in `root` with no prompt for credentials (a webhook has nobody to ask)."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), *args], input=stdin, capture_output=True,
+            timeout=GIT_TIMEOUT_SECONDS,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})})
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return GitRun(False, failure=str(e))
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
+        return GitRun(False, failure=message[-1] if message else f"exit status {result.returncode}")
+    return GitRun(True, result.stdout)
+
+
+@dataclass(frozen=True, slots=True)
+class PullOutcome:
+    """What the pull did: `failure` is git's reason when it failed. `changed` are the
+    repository paths the fast-forward applied (() when HEAD did not move), None when git
+    merge or git pull did the work (the caller asks git diff)."""
+
+    failure: str = ""
+    changed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkTree:
+    """Where a pull happens, as `git rev-parse` tells it before the pull: the top of the work
+    tree, HEAD, and the paths of FETCH_HEAD and of the post-merge hook (`--git-path`)."""
+
+    top: Path
+    head: str
+    fetch_head: Path
+    post_merge_hook: Path
+
+
+def pull_ff_only(tree: WorkTree) -> PullOutcome:
+    """`git pull --ff-only` in the work tree."""
+    root, old = tree.top, tree.head
+    fetched = run_git(root, "fetch", "--quiet", "--write-fetch-head")
+    if not fetched.ok:
+        return PullOutcome(fetched.failure)
+    new = _to_merge(tree.fetch_head)
+    if new is None:  # git pull knows what to do (or to say) when FETCH_HEAD names no one branch
+        pulled = run_git(root, "pull", "--ff-only", "--quiet")
+        return PullOutcome(pulled.failure)
+    if new == old:
+        return PullOutcome(changed=())
+    changed = _fast_forward(root, old, new, tree.post_merge_hook)
+    if changed is not None:
+        return PullOutcome(changed=changed)
+    merged = run_git(root, "merge", "--ff-only", "--quiet", new)
+    return PullOutcome(merged.failure)
+
+
+def _to_merge(fetch_head: Path) -> str | None:
+    """The one commit FETCH_HEAD marks for merging, None when it marks none or several."""
+    try:
+        lines = fetch_head.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    chosen = [line.split("\t", 1)[0] for line in lines
+              if line.count("\t") >= 2 and line.split("\t")[1] == ""]
+    return chosen[0] if len(chosen) == 1 else None
+
+
+def _fast_forward(root: Path, old: str, new: str, post_merge_hook: Path) -> tuple[str, ...] | None:
+    """Move the work tree, index and branch from `old` to `new` touching only the changed
+    paths (`root` is the top of the work tree: git apply and pathspecs are relative to where
+    git runs); None when this is not the plain case (nothing has been changed then)."""
+    if os.access(post_merge_hook, os.X_OK):
+        return None
+    if not run_git(root, "merge-base", "--is-ancestor", old, new).ok:
+        return None
+    raw = run_git(root, "diff-tree", "-r", "-z", "--no-renames", "--raw", old, new, env=_NO_INDEX)
+    if not raw.ok:
+        return None
+    changes = _parse_raw(raw.out)
+    if changes is None or not changes or len(changes) > FAST_FORWARD_MAX_PATHS:
+        return None
+    paths = [path for path, _ in changes]
+    if any(status == "A" and os.path.lexists(root / path) for path, status in changes):
+        return None  # an untracked file is where git would add one: git merge says so
+    # each changed path as HEAD has it, in the index and on disk (diff-index compares both)
+    local = run_git(root, "--literal-pathspecs", "diff-index", "--name-only", "-z", old, "--",
+                    *paths)
+    if not local.ok or local.out:
+        return None
+    patch = run_git(root, "diff-tree", "-r", "-p", "--binary", "--full-index", "--no-renames",
+                    "--no-ext-diff", "--no-textconv", old, new, env=_NO_INDEX)
+    if not patch.ok or not run_git(root, "apply", "--index", "--whitespace=nowarn",
+                                   stdin=patch.out).ok:
+        return None
+    moved = run_git(root, "update-ref", "--stdin", "-m", "pull: Fast-forward",
+                    stdin=f"update HEAD {new} {old}\nupdate ORIG_HEAD {old}\n".encode())
+    if not moved.ok:  # HEAD moved under us: git merge of the work tree now at `new` sorts it out
+        return None
+    return tuple(paths)
+
+
+def _parse_raw(out: bytes) -> list[tuple[str, str]] | None:
+    """`diff-tree -z --raw` -> [(path, status)], None when a change is not a plain blob edit,
+    add or delete (a submodule, a type change: git merge handles those)."""
+    fields = out.split(b"\0")
+    changes: list[tuple[str, str]] = []
+    for meta, path in zip(fields[0::2], fields[1::2]):
+        if not meta.startswith(b":"):
+            return None
+        old_mode, new_mode, _, _, status = meta[1:].decode().split(" ")
+        modes = {old_mode, new_mode} - {"000000"}
+        if status not in ("A", "M", "D") or not modes <= _PLAIN_MODES or len(modes) > 1 and "120000" in modes:
+            return None
+        changes.append((os.fsdecode(path), status))
+    return changes
