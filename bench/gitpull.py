@@ -47,6 +47,7 @@ def repositories(corpus: Path, workdir: Path) -> tuple[Path, Path]:
         git(upstream, "init", "-q", "-b", "main")
         git(upstream, "add", "-A")
         git(upstream, "commit", "-q", "-m", "corpus")
+        git(upstream, "repack", "-adq")  # packed, as a served repository is
         git(base, "clone", "-q", str(upstream), str(clone))
         (base / ".complete").write_text("ok")
     return upstream, clone
@@ -58,7 +59,8 @@ def push_one_edit(upstream: Path, notes: list[str], i: int) -> None:
     fresh = path.with_name(path.name + ".new")
     fresh.write_bytes(text)
     os.replace(fresh, path)  # a new inode: the corpus the upstream links to is untouched
-    git(upstream, "commit", "-q", "-am", f"edit {i}")
+    # no auto gc upstream: a repack there would run in the background of the timed pull
+    git(upstream, "-c", "gc.auto=0", "commit", "-q", "-am", f"edit {i}")
 
 
 def main() -> None:
