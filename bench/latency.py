@@ -72,6 +72,9 @@ def prepare(args: argparse.Namespace, mode: str, port: int) -> tuple[Path, Path,
             git(upstream, "init", "-q", "-b", "main")
             git(upstream, "add", "-A")
             git(upstream, "commit", "-q", "-m", "corpus")
+            # packed, as a served repository is: a clone of loose objects has the first
+            # fetch start git's auto gc, a repack in the background of the timed edits
+            git(upstream, "repack", "-adq")
             git(work, "clone", "-q", str(upstream), str(notes))
             copy_mtimes(upstream, notes)
         else:

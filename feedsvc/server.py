@@ -202,6 +202,7 @@ def _scanner_main(config: Config, state: ServeState, owner: str, parent: int) ->
     state.set_leader(False)
     scanner.wait_idle(SCANNER_STOP_SECONDS)
     scheduler.shutdown()  # releases the lease: a standby takes it at its next heartbeat
+    scanner.pipeline.walker.close()  # the walk helper (forkwalk.py) would leave with us anyway
     if mirror is not None:
         mirror.stop()
     store.close()
