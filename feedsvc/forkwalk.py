@@ -32,6 +32,7 @@ from typing import Any
 
 from feedsvc.model import Problem
 from feedsvc.model import Source
+from feedsvc.process import trim_heap
 from feedsvc.sources import SourceWalk
 from feedsvc.sources import walk_source
 
@@ -176,24 +177,31 @@ def _receive(stream: IO[bytes]) -> bytes | None:
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """The helper's loop: a pickled (Source, part) in, its walk marshalled out, until the
-    scanner closes the pipe. A walk that fails is answered (False, None)."""
+    scanner closes the pipe."""
     while True:
         data = _receive(requests)
         if data is None:
             return
-        try:
-            source, part = pickle.loads(data)
-            walk = walk_source(source, part=part)
-            answer = marshal.dumps((True, (
-                walk.notes, walk.media_stats, walk.media_followed,
-                [(p.source, p.path, p.reason) for p in walk.problems], walk.unlisted,
-                walk.links)))
-        except Exception:  # noqa: BLE001 - the scanner walks serially instead
-            answer = marshal.dumps((False, None))
+        answer = _answer(data)
         try:
             _send(answers, answer)
         except OSError:
             return  # the scanner has gone
+        del answer
+        trim_heap()  # the walk's 100,000 stats are garbage now: back to the OS, not kept
+
+
+def _answer(request: bytes) -> bytes:
+    """The walk a request asks for, marshalled; (False, None) when it fails."""
+    try:
+        source, part = pickle.loads(request)
+        walk = walk_source(source, part=part)
+        return marshal.dumps((True, (
+            walk.notes, walk.media_stats, walk.media_followed,
+            [(p.source, p.path, p.reason) for p in walk.problems], walk.unlisted,
+            walk.links)))
+    except Exception:  # noqa: BLE001 - the scanner walks serially instead
+        return marshal.dumps((False, None))
 
 
 if __name__ == "__main__":

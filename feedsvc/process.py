@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import signal
@@ -66,13 +67,29 @@ def release_memory() -> bool:
     if now - _last_trim[0] < _TRIM_MIN_SECONDS:
         return False
     _last_trim[0] = now
-    name = ctypes.util.find_library("c")
-    if name is None:
+    return trim_heap()
+
+
+def trim_heap() -> bool:
+    """glibc's malloc_trim(0) now; False where there is no glibc."""
+    libc = _libc()
+    if libc is None:
         return False
     try:
-        return bool(ctypes.CDLL(name).malloc_trim(0))
-    except (OSError, AttributeError):
+        return bool(libc.malloc_trim(0))
+    except AttributeError:
         return False
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")  # runs ldconfig: once per process
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
 
 
 TRIM_CHECK_SECONDS = 1.0
