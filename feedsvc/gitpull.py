@@ -7,7 +7,10 @@ notes either costs more than half a second for a one-note push. Here the commits
 are applied with `git apply --index` to exactly the paths `git diff-tree old new` names,
 after checking those paths hold what HEAD holds (no staged or unstaged change, no untracked
 file where one is added), and the branch is moved with `git update-ref` (reflog message
-"pull: Fast-forward", ORIG_HEAD set, as git's fast-forward does).
+"pull: Fast-forward", ORIG_HEAD set, as git's fast-forward does). The ancestry check and
+the two diffs of the commits are independent: they run at once, as three processes.
+`git maintenance run --auto`, which git fetch would run before it returns, runs after the
+pull in the background instead (the next pull of that work tree waits for it to end).
 
 Whatever is not that plain case goes to `git merge --ff-only` of what was fetched, so git's
 own rules and messages decide it: a history that does not fast-forward, local changes to a
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,16 +47,91 @@ def run_git(root: Path, *args: str, stdin: bytes | None = None,
             env: dict[str, str] | None = None) -> GitRun:
     """Run git in `root` with no prompt for credentials (a webhook has nobody to ask)."""
     try:
-        result = subprocess.run(
-            ["git", "-C", str(root), *args], input=stdin, capture_output=True,
-            timeout=GIT_TIMEOUT_SECONDS,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})})
+        result = subprocess.run(_command(root, args), input=stdin, capture_output=True,
+                                timeout=GIT_TIMEOUT_SECONDS, env=_environment(env))
     except (OSError, subprocess.TimeoutExpired) as e:
         return GitRun(False, failure=str(e))
-    if result.returncode != 0:
-        message = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
-        return GitRun(False, failure=message[-1] if message else f"exit status {result.returncode}")
-    return GitRun(True, result.stdout)
+    return _outcome(result.returncode, result.stdout, result.stderr)
+
+
+Command = tuple[tuple[str, ...], dict[str, str] | None]  # git's arguments, extra environment
+
+
+def run_git_together(root: Path, *commands: Command) -> list[GitRun]:
+    """Independent git commands started at once, their outcomes in order: a few short
+    processes overlap on two cores where one after the other they add up."""
+    started: list[subprocess.Popen[bytes] | GitRun] = []
+    for args, env in commands:
+        try:
+            started.append(subprocess.Popen(_command(root, args), stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            env=_environment(env)))
+        except OSError as e:
+            started.append(GitRun(False, failure=str(e)))
+    runs = []
+    for proc in started:
+        if isinstance(proc, GitRun):
+            runs.append(proc)
+            continue
+        try:
+            out, err = proc.communicate(timeout=GIT_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired as e:
+            proc.kill()
+            proc.communicate()
+            runs.append(GitRun(False, failure=str(e)))
+            continue
+        runs.append(_outcome(proc.returncode, out, err))
+    return runs
+
+
+def _command(root: Path, args: tuple[str, ...]) -> list[str]:
+    return ["git", "-C", str(root), *args]
+
+
+def _environment(env: dict[str, str] | None) -> dict[str, str]:
+    return {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+
+
+def _outcome(code: int, out: bytes, err: bytes) -> GitRun:
+    if code != 0:
+        message = (err or out).decode("utf-8", "replace").strip().splitlines()
+        return GitRun(False, failure=message[-1] if message else f"exit status {code}")
+    return GitRun(True, out)
+
+
+_maintenance: dict[Path, subprocess.Popen[bytes]] = {}  # work tree -> its maintenance run
+_maintenance_lock = threading.Lock()
+
+
+def _maintain_later(root: Path) -> None:
+    """`git maintenance run --auto` in the background (git gc --auto when loose objects pile
+    up), as git fetch would run it, but after the pull rather than inside it."""
+    with _maintenance_lock:
+        for tree, proc in list(_maintenance.items()):
+            if proc.poll() is not None:
+                del _maintenance[tree]  # ended: reaped
+        if root in _maintenance:
+            return
+        try:
+            _maintenance[root] = subprocess.Popen(
+                _command(root, ("maintenance", "run", "--auto", "--quiet")),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=_environment(None))
+        except OSError:
+            pass  # the next fetch that runs it is git's own
+
+
+def settle_maintenance(root: Path) -> None:
+    """Wait for the work tree's background maintenance to end (it may hold git's locks)."""
+    with _maintenance_lock:
+        proc = _maintenance.pop(root, None)
+    if proc is None:
+        return
+    try:
+        proc.wait(timeout=GIT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +158,18 @@ class WorkTree:
 def pull_ff_only(tree: WorkTree) -> PullOutcome:
     """`git pull --ff-only` in the work tree."""
     root, old = tree.top, tree.head
-    fetched = run_git(root, "fetch", "--quiet", "--write-fetch-head")
+    settle_maintenance(root)
+    fetched = run_git(root, "fetch", "--quiet", "--write-fetch-head", "--no-auto-maintenance")
     if not fetched.ok:
         return PullOutcome(fetched.failure)
+    try:
+        return _merge_fetched(tree)
+    finally:
+        _maintain_later(root)
+
+
+def _merge_fetched(tree: WorkTree) -> PullOutcome:
+    root, old = tree.top, tree.head
     new = _to_merge(tree.fetch_head)
     if new is None:  # git pull knows what to do (or to say) when FETCH_HEAD names no one branch
         pulled = run_git(root, "pull", "--ff-only", "--quiet")
@@ -112,10 +200,10 @@ def _fast_forward(root: Path, old: str, new: str, post_merge_hook: Path) -> tupl
     git runs); None when this is not the plain case (nothing has been changed then)."""
     if os.access(post_merge_hook, os.X_OK):
         return None
-    if not run_git(root, "merge-base", "--is-ancestor", old, new).ok:
-        return None
-    raw = run_git(root, "diff-tree", "-r", "-z", "--no-renames", "--raw", old, new, env=_NO_INDEX)
-    if not raw.ok:
+    ancestry, raw = run_git_together(
+        root, (("merge-base", "--is-ancestor", old, new), None),
+        (("diff-tree", "-r", "-z", "--no-renames", "--raw", old, new), _NO_INDEX))
+    if not ancestry.ok or not raw.ok:
         return None
     changes = _parse_raw(raw.out)
     if changes is None or not changes or len(changes) > FAST_FORWARD_MAX_PATHS:
@@ -123,15 +211,15 @@ def _fast_forward(root: Path, old: str, new: str, post_merge_hook: Path) -> tupl
     paths = [path for path, _ in changes]
     if any(status == "A" and os.path.lexists(root / path) for path, status in changes):
         return None  # an untracked file is where git would add one: git merge says so
-    # each changed path as HEAD has it, in the index and on disk (diff-index compares both)
-    local = run_git(root, "--literal-pathspecs", "diff-index", "--name-only", "-z", old, "--",
-                    *paths)
-    if not local.ok or local.out:
+    # each changed path as HEAD has it, in the index and on disk (diff-index compares both),
+    # checked while the patch is made
+    local, patch = run_git_together(
+        root, (("--literal-pathspecs", "diff-index", "--name-only", "-z", old, "--", *paths), None),
+        (("diff-tree", "-r", "-p", "--binary", "--full-index", "--no-renames", "--no-ext-diff",
+          "--no-textconv", old, new), _NO_INDEX))
+    if not local.ok or local.out or not patch.ok:
         return None
-    patch = run_git(root, "diff-tree", "-r", "-p", "--binary", "--full-index", "--no-renames",
-                    "--no-ext-diff", "--no-textconv", old, new, env=_NO_INDEX)
-    if not patch.ok or not run_git(root, "apply", "--index", "--whitespace=nowarn",
-                                   stdin=patch.out).ok:
+    if not run_git(root, "apply", "--index", "--whitespace=nowarn", stdin=patch.out).ok:
         return None
     moved = run_git(root, "update-ref", "--stdin", "-m", "pull: Fast-forward",
                     stdin=f"update HEAD {new} {old}\nupdate ORIG_HEAD {old}\n".encode())

@@ -6,6 +6,7 @@ that is not the plain case, through git merge."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -224,3 +225,25 @@ def test_a_second_push_after_a_fast_forward(tmp_path: Path) -> None:
         push(author, f"push {i}")
         went_through, changed = pull_both(by_git, by_feedsvc)
         assert went_through and changed == ("NLP/a.md", f"NLP/n{i}.md")
+
+
+def test_git_maintenance_runs_after_the_pull_not_inside_the_fetch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git fetch would run `git maintenance run --auto` (gc --auto) before it returns; the
+    pull runs it once, in the background, after the fast-forward (git's trace2 says who
+    started what)."""
+    author, _, by_feedsvc = setup(tmp_path)
+    upstream_change(author)
+    push(author, "change")
+    trace = tmp_path / "trace2.json"
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    pulled = pull_git_changes(Source(name="notes", root=by_feedsvc, pull="git"))
+    gitpull.settle_maintenance(by_feedsvc)
+    assert pulled.problem is None and pulled.changed
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    maintenance = [e for e in events if e["event"] == "start" and "maintenance" in e["argv"]]
+    from_fetch = [e for e in events if e["event"] == "child_start" and "maintenance" in e["argv"]]
+    assert len(maintenance) == 1 and from_fetch == []
+    assert maintenance[0]["argv"][-3:] == ["run", "--auto", "--quiet"]
+    applied = [e["time"] for e in events if e["event"] == "start" and "apply" in e["argv"]]
+    assert applied and maintenance[0]["time"] > applied[0]  # after the fast-forward
