@@ -20,6 +20,7 @@ upstream configured) falls back to `git pull --ff-only` itself."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import threading
@@ -119,6 +120,20 @@ def _maintain_later(root: Path) -> None:
                 env=_environment(None))
         except OSError:
             pass  # the next fetch that runs it is git's own
+
+
+@atexit.register
+def _settle_all() -> None:
+    """At exit, wait a little for maintenance still running (left alone after that: git
+    finishes it, and a gc lock it holds is git's own to clear)."""
+    with _maintenance_lock:
+        running = list(_maintenance.values())
+        _maintenance.clear()
+    for proc in running:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.returncode = 0  # not ours to wait for any longer; Popen would warn at exit
 
 
 def settle_maintenance(root: Path) -> None:
