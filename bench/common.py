@@ -1,16 +1,14 @@
-"""Shared helpers for the benchmarks: make (or reuse) a corpus with the shared generator."""
+"""Shared helpers for the benchmarks: make (or reuse) a corpus with tools/make_corpus.py."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SCRIPT = Path(os.environ.get("FEEDSVC_SHARED_DIR", REPO.parent / "shared")) / "corpus" / \
-    "make_corpus.py"
+DEFAULT_SCRIPT = REPO / "tools" / "make_corpus.py"
 CACHE = Path("/tmp/feedsvc-bench")
 
 

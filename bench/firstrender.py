@@ -23,9 +23,10 @@ from common import make_corpus  # noqa: E402
 
 from feedsvc.config import build_config  # noqa: E402
 from feedsvc.model import FeedFormat  # noqa: E402
-from feedsvc.scan import Scanner  # noqa: E402
+from feedsvc.scan.scanner import Scanner  # noqa: E402
 from feedsvc.store import open_store  # noqa: E402
 from feedsvc.web import create_app  # noqa: E402
+from feedsvc.model import ScanJob  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
                            "store": {"data_dir": str(data)}}, base_dir=args.workdir)
     store = open_store(config.store_url)
     if not (data / ".scanned").exists():
-        Scanner(config, store).run(reason="bench")
+        Scanner(config, store).run(ScanJob(reason="bench"))
         (data / ".scanned").write_text("ok")
     app = create_app(config, store=store)
     services = app.extensions["feedsvc"]
@@ -60,8 +61,8 @@ def main() -> None:
             publisher.background_br = background
             firsts, ready = [], []
             for _ in range(args.rounds):
-                publisher._cache.clear()  # as after a change of this feed
-                fast._prepared.clear()
+                publisher.forget()  # as after a change of this feed
+                fast.forget()
                 started = time.perf_counter()
                 response = client.get(path, headers={"Accept-Encoding": "br, gzip"})
                 firsts.append(time.perf_counter() - started)

@@ -21,9 +21,9 @@ from feedsvc.content import ContentSettings  # noqa: E402
 from feedsvc.content import read_note  # noqa: E402
 from feedsvc.errors import NoteError  # noqa: E402
 from feedsvc.model import NoteFile  # noqa: E402
-from feedsvc.rendering import render_batch  # noqa: E402
-from feedsvc.rendering import worker_count  # noqa: E402
-from feedsvc.siteindex import SiteIndex  # noqa: E402
+from feedsvc.scan.workers import render_batch  # noqa: E402
+from feedsvc.scan.workers import worker_count  # noqa: E402
+from feedsvc.scan.links import SiteIndex  # noqa: E402
 from feedsvc.urls import Urls  # noqa: E402
 
 

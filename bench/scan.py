@@ -48,7 +48,8 @@ else:
     from common import make_corpus  # noqa: E402
 
     from feedsvc.config import build_config  # noqa: E402
-    from feedsvc.scan import Scanner  # noqa: E402
+    from feedsvc.model import ScanJob  # noqa: E402
+    from feedsvc.scan.scanner import Scanner  # noqa: E402
     from feedsvc.store import open_store  # noqa: E402
 
 MIB = 1024 * 1024
@@ -291,13 +292,13 @@ def main() -> None:
     sampler = TreeSampler(os.getpid())
     sampler.start()
     start = time.perf_counter()
-    report = scanner.run(reason="bench")
+    report = scanner.run(ScanJob(reason="bench"))
     cold = time.perf_counter() - start
     sampler.stop()
     rescans = []
     for _ in range(args.rescans):
         start = time.perf_counter()
-        again = scanner.run(reason="bench")
+        again = scanner.run(ScanJob(reason="bench"))
         rescans.append(time.perf_counter() - start)
         assert not again.added and not again.updated and not again.removed
 

@@ -35,7 +35,8 @@ from common import make_corpus  # noqa: E402
 from common import wait_for_first_scan  # noqa: E402
 
 from feedsvc.config import load_config  # noqa: E402
-from feedsvc.scan import Scanner  # noqa: E402
+from feedsvc.model import ScanJob  # noqa: E402
+from feedsvc.scan.scanner import Scanner  # noqa: E402
 from feedsvc.store import open_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def prepare(args: argparse.Namespace, port: int) -> Path:
     if not (work / "scanned").exists():
         loaded = load_config(config)
         store = open_store(loaded.store_url)
-        Scanner(loaded, store).run(reason="bench")
+        Scanner(loaded, store).run(ScanJob(reason="bench"))
         store.close()
         (work / "scanned").write_text("ok")
     return config

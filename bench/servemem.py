@@ -235,7 +235,6 @@ def main() -> None:
         again = families.get("feeds", []) + tag_feeds + families.get("digest pages", [])[:2000]
         fetch_all(base, again + tag_pages[:2000] + entries[:2000], args.clients, None, statuses)
         busy_rss, busy_pss = summary("after a second round", server.pid, peak)
-        # the processes hand a burst's freed heap back once it is over (process.trim_after_work)
         time.sleep(args.rest)
         rss, pss = summary(f"at rest, {args.rest:.0f} s later", server.pid, peak)
         stop.set()

@@ -2,7 +2,7 @@
 
     python bench/soak.py --minutes 10 [--notes 2000] [--clients 6]
 
-`feedsvc serve` (waitress) runs on a copy of a corpus; clients on 127.0.0.1 fetch feeds,
+`feedsvc serve` (granian) runs on a copy of a corpus; clients on 127.0.0.1 fetch feeds,
 send conditional GETs, read pages and send signed webhooks, while a writer adds, edits and
 deletes notes. At the end it prints the request count, errors (must be 0), the server's memory
 at start and end, and checks that every served feed equals a fresh scan of the final folder.
@@ -42,11 +42,12 @@ from feedsvc.content import read_note  # noqa: E402
 from feedsvc.errors import NoteError  # noqa: E402
 from feedsvc.model import FeedFormat  # noqa: E402
 from feedsvc.model import NoteFile  # noqa: E402
-from feedsvc.scan import Scanner  # noqa: E402
+from feedsvc.scan.scanner import Scanner  # noqa: E402
 from feedsvc.store import open_store  # noqa: E402
 from feedsvc.urls import Urls  # noqa: E402
 from feedsvc.web import create_app  # noqa: E402
-from feedsvc.webhook import sign  # noqa: E402
+from feedsvc.web.webhook import sign  # noqa: E402
+from feedsvc.model import ScanJob
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "soak-secret"
@@ -240,7 +241,7 @@ def main() -> None:
         session = requests.Session()
         fresh_config = load_config(config_path, env={"FEEDSVC_STORE_DATA_DIR": str(work / "fresh")})
         fresh_store = open_store(fresh_config.store_url)
-        Scanner(fresh_config, fresh_store).run(reason="soak-fresh")
+        Scanner(fresh_config, fresh_store).run(ScanJob(reason="soak-fresh"))
         fresh_client = create_app(fresh_config, store=fresh_store).test_client()
         slugs = ["all"] + [c.slug for c, _ in fresh_store.categories(fresh_client.application
                                                                       .extensions["feedsvc"].clock())]

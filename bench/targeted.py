@@ -29,8 +29,9 @@ from common import corpus_args  # noqa: E402
 from common import make_corpus  # noqa: E402
 
 from feedsvc.config import build_config  # noqa: E402
-from feedsvc.scan import Scanner  # noqa: E402
+from feedsvc.scan.scanner import Scanner  # noqa: E402
 from feedsvc.store import open_store  # noqa: E402
+from feedsvc.model import ScanJob
 
 
 def notes_of(root: Path, count: int) -> list[str]:
@@ -80,7 +81,7 @@ def main() -> None:
     scanner = Scanner(config, store)
     if not (place / ".scanned").exists():
         start = time.perf_counter()
-        scanner.run(reason="cli")
+        scanner.run(ScanJob(reason="cli"))
         print(f"cold scan: {time.perf_counter() - start:.1f} s")
         (place / ".scanned").write_text("ok")
     # the newest notes: an edit shows in its feeds (their validators and the OPML's move)
@@ -136,23 +137,23 @@ def main() -> None:
         stats.print_callees("pipeline.py.*\\(_plan_and_render\\)")
         stats.print_callees("_refresh_feeds")
         stats.print_callers("base.py.*\\(execute\\)")
-    keeper = getattr(scanner.pipeline, "keeper", None)
-    if args.cache_memory and keeper is not None:
+    if args.cache_memory:
         import gc
         import tracemalloc
-        from feedsvc.sitecache import SiteCache
+        from feedsvc.scan.kept import KeptState
         gc.collect()
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
-        refs = store.entry_refs()
-        media = {"notes": store.media_stats("notes")}
-        cache = SiteCache(keeper.urls, refs, media, (0, ""))
-        del refs, media
+        kept = KeptState(store, scanner.pipeline.urls, ["notes"])  # as a scan leaves it
+        kept.check(store.stamp())
+        kept.note_stats("notes")
+        kept.media_stats("notes")
+        entries = sum(kept.site({}).counts.values())
         gc.collect()
         size = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()
-        print(f"kept site cache: {size / 2**20:.1f} MiB for {sum(cache.counts.values())} entries "
-              f"(+ media names)")
+        print(f"kept state: {size / 2**20:.1f} MiB for {entries} entries, "
+              f"{size / max(entries, 1) / 1024:.2f} KiB per note (stats, link index, counts)")
     if profiler is not None:
         args.profile.write_text(profiler.output_html())
         print(profiler.output_text(unicode=False, color=False, show_all=False))

@@ -1,7 +1,7 @@
 """Walk benchmark: what a bare webhook's scan spends most of its time on, the lstat of every
-note and media file, by feedsvc's walk in one process and split over two (forkwalk.py: its walk helper process),
-against GNU find printing the same (size, mtime) of every file (`find -printf`: what a
-shell script would use). Rounds interleave the three; prints the medians and the ratios.
+note and media file, by feedsvc's walk (one os.scandir walk) against GNU find printing the
+same (size, mtime) of every file (`find -printf`: what a shell script would use). Rounds
+interleave the two; prints the medians and the ratio.
 
     python bench/walk.py --notes 10000 [--rounds 21]
 """
@@ -23,9 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import corpus_args  # noqa: E402
 from common import make_corpus  # noqa: E402
 
-from feedsvc.forkwalk import WalkHelper  # noqa: E402
 from feedsvc.model import Source  # noqa: E402
-from feedsvc.sources import walk_source  # noqa: E402
+from feedsvc.sources.walk import walk_source  # noqa: E402
 
 
 def main() -> None:
@@ -42,19 +41,12 @@ def main() -> None:
     def one() -> None:
         walk_source(source)
 
-    helper = WalkHelper()  # as the scanner has it: started once, then serving every walk
-
-    def two() -> None:
-        if helper.walk_in_two(source) is None:
-            raise SystemExit("the split walk fell back to one walk (a symlink in the corpus?)")
-
     def find() -> None:
         subprocess.run(["find", str(root), "-name", ".*", "-prune", "-o", "-type", "f",
                         "-printf", "%s %T@ %P\n"], check=True, stdout=subprocess.DEVNULL)
 
-    runs: dict[str, list[float]] = {"one process": [], "two processes": [], "find -printf": []}
-    tasks = {"one process": one, "two processes": two, "find -printf": find}
-    two()  # the helper's start is not a walk's cost
+    runs: dict[str, list[float]] = {"feedsvc walk": [], "find -printf": []}
+    tasks = {"feedsvc walk": one, "find -printf": find}
     gc.collect()
     for i in range(args.rounds):
         names = list(tasks) if i % 2 == 0 else list(reversed(tasks))
@@ -62,7 +54,6 @@ def main() -> None:
             started = time.perf_counter()
             tasks[name]()
             runs[name].append(time.perf_counter() - started)
-    helper.close()
     print(f"walk of {files} files ({args.notes} notes), {args.rounds} interleaved rounds, medians:")
     base = statistics.median(runs["find -printf"])
     for name, times in runs.items():

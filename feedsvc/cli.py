@@ -18,8 +18,9 @@ from feedsvc.errors import ConfigError
 from feedsvc.errors import FeedsvcError
 from feedsvc.errors import StoreVersionError
 from feedsvc.log import configure_logging
+from feedsvc.model import ScanJob
 from feedsvc.model import ScanReport
-from feedsvc.scan import Scanner
+from feedsvc.scan.scanner import Scanner
 from feedsvc.store import Store
 from feedsvc.store import open_store
 
@@ -75,7 +76,7 @@ def serve(ctx: click.Context, config_path: str | None, host: str, port: int,
     """Serve feeds and pages (granian, pre-forked) and, unless --role web, scan and poll."""
     import os
 
-    from feedsvc.server import serve as run_server
+    from feedsvc.serve.server import serve as run_server
 
     config = _load(config_path)
     _open(config).close()  # create (or check) the schema once, before any process forks
@@ -148,7 +149,7 @@ def migrate(config_path: str | None) -> None:
 @click.option("--no-scan", is_flag=True, help="export what the store holds, without scanning")
 def export(out_dir: str, config_path: str | None, no_scan: bool) -> None:
     """Write the static mirror (feeds, OPML, pages, media, assets) into OUT_DIR."""
-    from feedsvc.export import export_site
+    from feedsvc.web.export import export_site
     from feedsvc.web import create_app
 
     config = _load(config_path)
@@ -165,17 +166,16 @@ def export(out_dir: str, config_path: str | None, no_scan: bool) -> None:
 
 def _run(scanner: Scanner, sources: tuple[str, ...], *, allow_mass_delete: bool,
          dry_run: bool) -> ScanReport:
-    names = list(sources) or None
+    job = ScanJob(reason="cli", sources=tuple(sources) or None,
+                  allow_mass_delete=allow_mass_delete, dry_run=dry_run)
     try:
         if sys.stderr.isatty():
             with click.progressbar(length=1, label="reading notes", file=sys.stderr) as bar:
                 def progress(done: int, total: int) -> None:
                     bar.length = max(total, 1)
                     bar.update(done - bar.pos)
-                return scanner.run(names, reason="cli", allow_mass_delete=allow_mass_delete,
-                                   dry_run=dry_run, pull=False, progress=progress)
-        return scanner.run(names, reason="cli", allow_mass_delete=allow_mass_delete,
-                           dry_run=dry_run)
+                return scanner.run(job, progress)
+        return scanner.run(job)
     except KeyError as e:
         click.echo(f"feedsvc: {e.args[0]}", err=True)
         sys.exit(2)

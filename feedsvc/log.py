@@ -13,7 +13,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [h for h in root.handlers if isinstance(h, logging.NullHandler)]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    root.propagate = False  # waitress calls logging.basicConfig(); do not log twice
-    logging.getLogger("waitress").setLevel(logging.WARNING)
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "queue depth" under any load
+    root.propagate = False  # a handler on the root logger (a host program's) would log twice
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -5,6 +5,7 @@ output) -> Entry (stored and published) -> ScanReport."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -259,8 +260,26 @@ class MediaInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScanRequest:
-    """A scan asked for on one process and carried out by the scanner (maybe elsewhere)."""
+    """What one trigger asks for (a webhook, the watcher, the scheduler), handed to the
+    Scanner, maybe in another process; requests merge into ScanJobs."""
 
-    source: str | None  # None: every source
+    source: str | None = None  # None: every source
     paths: tuple[str, ...] | None = None  # relative to the source; None: walk it
     reason: str = "webhook"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanJob:
+    """One scan to run, whoever asked: the sources (None: all), the paths that limit some of
+    them (source -> paths; the others are walked), and how. `pull`: run `git pull` in
+    `pull = "git"` sources first; `git_targets`: such a source with no paths is scanned at
+    the files its pull changed; `dry_run`: plan, apply nothing (`feedsvc check`);
+    `allow_mass_delete`: lift the deletion guard."""
+
+    reason: str = "manual"
+    sources: tuple[str, ...] | None = None
+    paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pull: bool = False
+    git_targets: bool = False
+    dry_run: bool = False
+    allow_mass_delete: bool = False

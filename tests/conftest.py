@@ -9,6 +9,9 @@ import os
 import signal
 import subprocess
 import threading
+import time
+import urllib.parse
+import http.server
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,6 @@ from pg import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
-SHARED = Path(os.environ.get("FEEDSVC_SHARED_DIR", REPO.parent / "shared"))
 BASE_URL = "http://feeds.example.org/"
 
 
@@ -246,3 +248,37 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+class Hub:
+    """A stand-in WebSub hub on 127.0.0.1 that records publish pings."""
+
+    def __init__(self, status: int = 204, delay: float = 0.0) -> None:
+        self.pings: list[dict[str, str]] = []
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hub.pings.append(dict(urllib.parse.parse_qsl(body.decode())))
+                if delay:
+                    time.sleep(delay)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Hub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

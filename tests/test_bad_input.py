@@ -15,9 +15,9 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
-from feedsvc import scanscope as scan_module
+from feedsvc.scan import scope as scan_module
 from feedsvc.config import load_config
-from feedsvc.scan import Scanner
+from feedsvc.scan.scanner import Scanner
 from feedsvc.store import open_store
 from feedsvc.web import create_app
 

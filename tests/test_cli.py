@@ -82,7 +82,7 @@ def test_export_writes_static_files(config_path: Path, notes: NotesDir, tmp_path
 
 
 def test_malloc_arena_limit_respects_the_environment(monkeypatch: Any) -> None:
-    from feedsvc.process import limit_malloc_arenas
+    from feedsvc.memory import limit_malloc_arenas
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False
     monkeypatch.delenv("MALLOC_ARENA_MAX")

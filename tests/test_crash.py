@@ -23,7 +23,6 @@ from feedsvc.store import open_store
 from feedsvc.web import create_app
 
 from conftest import REPO
-from conftest import SHARED
 from conftest import NotesDir
 from conftest import write_config
 
@@ -74,7 +73,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A 1,500-note corpus scanned (state A), then changed on disk (state B on disk)."""
     tmp = tmp_path_factory.mktemp("crash")
     notes_root = tmp / "notes"
-    subprocess.run([sys.executable, str(SHARED / "corpus" / "make_corpus.py"), str(notes_root),
+    subprocess.run([sys.executable, str(REPO / "tools" / "make_corpus.py"), str(notes_root),
                     "--notes", "1500", "--seed", "7", "--images", "--force"], check=True,
                    capture_output=True)
     base_config = write_config(tmp, notes_root, name="base.toml")

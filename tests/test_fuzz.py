@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from feedsvc.config import build_config
-from feedsvc.scan import Scanner
+from feedsvc.scan.scanner import Scanner
 from feedsvc.store import open_store
 from feedsvc.web import create_app
 

@@ -17,8 +17,8 @@ import feedparser
 import pytest
 import requests
 
-from feedsvc.scheduler import FeedScheduler
-from feedsvc.webhook import sign
+from feedsvc.serve.scheduler import FeedScheduler
+from feedsvc.web.webhook import sign
 
 from conftest import stop
 from conftest import REPO

@@ -18,12 +18,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from feedsvc import metrics
 from feedsvc.config import load_config
-from feedsvc.scan import Scanner
-from feedsvc.scheduler import FeedScheduler
+from feedsvc.scan.scanner import Scanner
+from feedsvc.serve.scheduler import FeedScheduler
 from feedsvc.store import open_store
 from feedsvc.web import create_app
-from feedsvc.webhook import sign
+from feedsvc.web.webhook import sign
+from feedsvc.model import ScanJob
 
+from conftest import Hub
 from conftest import REPO
 from conftest import LiveServer
 from conftest import NotesDir
@@ -32,7 +34,6 @@ from conftest import write_config
 from test_live_http import free_port
 from test_live_http import stop
 from test_live_http import wait_for
-from test_reader_protocol import Hub
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 FEED_ROUTE = "/feeds/<slug>.<ext>"
@@ -119,7 +120,7 @@ def test_counters_move_with_requests_a_304_a_webhook_and_a_scan(live_server: Liv
 
     # a source that cannot be read is counted as a source error
     notes.root.rename(notes.root.with_name("gone"))
-    scanner.run(reason="poll")
+    scanner.run(ScanJob(reason="poll"))
     notes.root.with_name("gone").rename(notes.root)
     final = scrape(url)
     assert moved(after, final, "feedsvc_source_errors_total", source="notes") == 1

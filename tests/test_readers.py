@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from feedsvc.content.highlight import highlight_code
-from feedsvc.scan import Scanner
+from feedsvc.scan.scanner import Scanner
 
 from conftest import NotesDir
 from validators import parse_ok

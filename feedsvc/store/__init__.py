@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import Connection
@@ -30,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import SQLAlchemyError
 
+from feedsvc.lru import ByteLRU
 from feedsvc.errors import ConfigError
 from feedsvc.errors import StoreError
 from feedsvc.model import Category
@@ -66,15 +66,20 @@ from feedsvc.store.schema import notes
 logger = logging.getLogger(__name__)
 CHUNK = 400
 INSERT_CHUNK = 2000  # rows per executemany
-BLOB_CACHE_BYTES = 8 * 1024 * 1024  # per process, for /media (serve memory: README)
+BLOB_CACHE_BYTES = 8 * 1024 * 1024  # per process, for /media (see docs/performance.md)
 
 __all__ = ["ALL", "TAG_PREFIX", "Store", "ApplyResult", "MediaBatch", "SchemaStatus", "open_store"]
 
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
+    """What apply() did: the revision after it, the feeds whose bytes changed, and the
+    scan stamp it moved the store from and to (Store.stamp)."""
+
     revision: int
     changed_feeds: tuple[str, ...]
+    stamp_before: int
+    stamp_after: int
 
 
 def open_store(url: str, *, keep_per_category: int = 50, tombstone_days: int = 30,
@@ -113,8 +118,7 @@ class Store:
         self.feed_context = ""
         self._write_lock = threading.Lock()
         self._blob_lock = threading.Lock()
-        self._blobs: OrderedDict[str, bytes] = OrderedDict()
-        self._blob_bytes = 0
+        self._blobs: ByteLRU[str, bytes] = ByteLRU(BLOB_CACHE_BYTES, len)
         # PostgreSQL LISTEN connection (scanner side only), opened on first wait
         self._listener = dialect.Listener(engine, request_queries.CHANNEL)
 
@@ -291,7 +295,9 @@ class Store:
                 state.set_meta(conn, "last_scan", json.dumps(changes.report.to_dict()))
             if changes.imported_sources:
                 state.mark_imported(conn, changes.imported_sources)
-        return ApplyResult(revision=revision, changed_feeds=tuple(changed))
+            before, after = state.bump_stamp(conn)
+        return ApplyResult(revision=revision, changed_feeds=tuple(changed),
+                           stamp_before=before, stamp_after=after)
 
     def _refresh_feeds(self, conn: Connection, affected: set[str], now: dt.datetime, *,
                        categories_kept: bool = False) -> list[str]:
@@ -348,10 +354,10 @@ class Store:
         with self._read() as conn:
             return state.revision(conn)
 
-    def scan_stamp(self) -> tuple[int, str]:
-        """Revision and last scan record: moved by any other process's scan (sitecache.py)."""
+    def stamp(self) -> int:
+        """The scan stamp: moved by every scan any process applies (state.stamp)."""
         with self._read() as conn:
-            return state.revision(conn), state.get_meta(conn, "last_scan") or ""
+            return state.stamp(conn)
 
     def latest_entries(self, category_slug: str, now: dt.datetime,
                        limit: int | None = None) -> list[Entry]:
@@ -445,21 +451,14 @@ class Store:
     def media_bytes(self, digest: str) -> bytes | None:
         """The blob with this SHA-256; content-addressed, so a small in-process cache of
         recent blobs is never stale."""
-        with self._blob_lock:
-            cached = self._blobs.get(digest)
-            if cached is not None:
-                self._blobs.move_to_end(digest)
-                return cached
+        cached = self._blobs.get(digest)
+        if cached is not None:
+            return cached
         with self._read() as conn:
             data = media_queries.blob(conn, digest)
         if data is not None and len(data) <= BLOB_CACHE_BYTES // 8:
             with self._blob_lock:
-                if digest not in self._blobs:
-                    self._blobs[digest] = data
-                    self._blob_bytes += len(data)
-                while self._blob_bytes > BLOB_CACHE_BYTES:
-                    _, dropped = self._blobs.popitem(last=False)
-                    self._blob_bytes -= len(dropped)
+                self._blobs.put(digest, data)
         return data
 
     # -- leases -------------------------------------------------------------------------

@@ -61,6 +61,21 @@ def revision(conn: Connection) -> int:
     return int(get_meta(conn, "revision") or 0)
 
 
+STAMP_KEY = "scan_stamp"
+
+
+def stamp(conn: Connection) -> int:
+    """Moved by every applied scan, whatever it changed: what a scanner's kept state is
+    valid for (scan/kept.py)."""
+    return int(get_meta(conn, STAMP_KEY) or 0)
+
+
+def bump_stamp(conn: Connection) -> tuple[int, int]:
+    before = stamp(conn)
+    set_meta(conn, STAMP_KEY, str(before + 1))
+    return before, before + 1
+
+
 def bump_revision(conn: Connection) -> int:
     value = revision(conn) + 1
     set_meta(conn, "revision", str(value))

@@ -10,9 +10,9 @@ from feedsvc.config import load_config
 from feedsvc.content.slugs import slugify
 from feedsvc.model import Clock
 from feedsvc.model import FeedFormat
-from feedsvc.publishing import Publisher
-from feedsvc.scan import Scanner
-from feedsvc.scan import utc_now
+from feedsvc.web.feedcache import Publisher
+from feedsvc.scan.scanner import Scanner
+from feedsvc.scan.scanner import utc_now
 from feedsvc.store import Store
 from feedsvc.store import open_store
 from feedsvc.web import entries
@@ -26,8 +26,8 @@ from feedsvc.web import tags
 from feedsvc.web import updates
 from feedsvc.web.errors import register_error_handlers
 from feedsvc.web.ext import Services
-from feedsvc.webhook import DeliveryLog
-from feedsvc.websub import WebSubNotifier
+from feedsvc.web.webhook import DeliveryLog
+from feedsvc.web.websub import WebSubNotifier
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src 'self' https: http: data:; "
                            "style-src 'self' 'unsafe-inline'; base-uri 'none'; "

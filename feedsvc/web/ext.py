@@ -10,12 +10,12 @@ from flask import current_app
 from feedsvc.config import Config
 from feedsvc.model import Clock
 from feedsvc.model import ScanRequest
-from feedsvc.publishing import Publisher
-from feedsvc.scan import Scanner
+from feedsvc.web.feedcache import Publisher
+from feedsvc.scan.scanner import Scanner
 from feedsvc.store import Store
 from feedsvc.urls import Urls
-from feedsvc.webhook import DeliveryLog
-from feedsvc.websub import WebSubNotifier
+from feedsvc.web.webhook import DeliveryLog
+from feedsvc.web.websub import WebSubNotifier
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Services:
         request = ScanRequest(source=source, paths=paths, reason=reason)
         if self.relay is not None:
             return self.relay(request)
-        return self.scanner.request(source, paths=paths, reason=reason)
+        return self.scanner.request(request)
 
 
 def get_services() -> Services:

@@ -1,14 +1,30 @@
 """A small WSGI fast path in front of Flask for the hot URLs (/feeds/<slug>.<ext>, /feeds.opml).
 
-Each feed's answers are prepared once per change of its bytes: the Flask view itself is run for
-every content coding (and its 304), and its status, headers and body are kept. A request then
-costs a dict lookup, the Accept-Encoding choice (memoised) and the conditional-GET check, made
-by the same functions the view uses, so both paths answer byte for byte alike. Anything else
-(a query string, an unknown feed, an error) falls through to Flask."""
+Each feed's answers are prepared once per change of its bytes: the Flask app itself is run,
+through its whole WSGI stack (view, before/after_request hooks, error handlers, werkzeug's
+finishing of the response), for every content coding and for its 304, and the status, headers
+and body it produced are kept. A request then costs a dict lookup, the Accept-Encoding choice
+(memoised) and the conditional-GET check, made by the same functions the view uses
+(caching.pick_coding, caching.is_not_modified). Anything else (a query string, a method other
+than GET/HEAD, a tag feed, an unknown feed, an error) falls through to Flask.
+
+The rule that keeps both paths alike, by construction: this module never writes a header.
+Every status line, header and body it sends is one Flask produced; it only picks which of the
+recorded answers applies (the coding, 200 or 304) and, for HEAD, sends the GET's answer
+without its body. So an after_request hook applies to both paths or to neither. What this
+relies on: for these URLs, the app's answer depends on the request only through its path, the
+coding pick_coding chooses and is_not_modified's verdict, and a HEAD is answered as its GET
+without the body (RFC 9110 §9.3.2). A header that depends on anything else of the request
+(its method, Host, address, cookies, an Origin, a request id, the time) must not come from an
+after_request hook, whose value for the preparing request would be replayed to everyone: add
+it in a WSGI middleware wrapped around app.wsgi_app, which wraps both paths (as the server's
+Date header already is). The INTERNAL environ key marks the preparing requests so that they
+are not counted (monitoring.py); it may gate side effects such as counting, never the
+response. tests/web/test_fast.py requests every feed, format, coding, conditional and method
+both ways and compares the status, every header and the body."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -24,10 +40,13 @@ from werkzeug.test import EnvironBuilder
 
 from feedsvc import metrics
 from feedsvc.errors import FeedsvcError
+from feedsvc.lru import ByteLRU
 from feedsvc.model import FeedFormat
+from feedsvc.store import TAG_PREFIX
 from feedsvc.web.caching import is_not_modified
 from feedsvc.web.caching import pick_coding
 from feedsvc.web.ext import Services
+from feedsvc.web.params import is_plausible_slug
 
 logger = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
@@ -35,7 +54,7 @@ CODINGS: dict[str | None, str] = {None: "identity", "gzip": "gzip", "br": "br"}
 MEMO_LIMIT = 512
 # Per process: the prepared answers kept (their bodies' bytes; least recently used dropped
 # first, prepared again on their next request). Their bodies are mostly the very bytes objects
-# publishing.py caches, so this rarely adds memory of its own; it bounds it when it would.
+# web/feedcache.py caches, so this rarely adds memory of its own; it bounds it when it would.
 PREPARED_BYTES = 12 * 1024 * 1024
 OPML_PATH = "/feeds.opml"
 FEED_RULE = "/feeds/<slug>.<ext>"  # the Flask rules these answers stand for, in /metrics
@@ -73,16 +92,16 @@ class _Prepared:
 
 
 class FastPath:
-    """Wraps app.wsgi_app; see the module docstring."""
+    """Wraps app.wsgi_app; see the module docstring. `inner` is the Flask app's own WSGI
+    callable (what app.wsgi_app was before install): every answer sent here comes from it,
+    and a request sent to it directly gets the Flask view's answer with this path bypassed."""
 
     def __init__(self, app: Flask, services: Services) -> None:
         self.app = app
         self.inner: WSGIApp = app.wsgi_app
         self.services = services
-        self._prepared: dict[str, _Prepared] = {}
-        self._used: dict[str, int] = {}  # path -> tick of its last use (LRU of _prepared)
-        self._ticks = itertools.count()
-        self.prepared_bytes = PREPARED_BYTES
+        # written under self._lock, read on the hot path without it
+        self._prepared: ByteLRU[str, _Prepared] = ByteLRU(PREPARED_BYTES, lambda p: p.size)
         self._routes: dict[str, tuple[str, FeedFormat] | None] = {}
         self._codings: dict[tuple[str, bool], str | None] = {}
         self._lock = threading.Lock()
@@ -140,7 +159,9 @@ class FastPath:
             return self._routes[path]
         route = None
         stem, dot, ext = path[len("/feeds/"):].rpartition(".")
-        if path.startswith("/feeds/") and dot and stem and "/" not in stem:
+        # the view's own refusals (feeds.feed): those answers are Flask's 404s
+        if path.startswith("/feeds/") and dot and "/" not in stem and \
+                is_plausible_slug(stem) and not stem.startswith(TAG_PREFIX):
             try:
                 route = (stem, FeedFormat(ext))
             except ValueError:
@@ -174,9 +195,8 @@ class FastPath:
         prepared = self._prepared.get(path)
         if prepared is not None and len(prepared.key) == len(key) and all(
                 a is b for a, b in zip(prepared.key, key)):
-            self._used[path] = next(self._ticks)
             return prepared
-        # the same body with gzip or brotli now made (publishing.py makes them in the
+        # the same body with gzip or brotli now made (feedcache.py makes them in the
         # background, or for a request that asked): keep the answers of the codings whose
         # bytes are the same, prepare the new ones only
         reuse: dict[str | None, bool] = {}
@@ -213,21 +233,27 @@ class FastPath:
             return None  # the store moved on while preparing: prepare again next time
         prepared = _Prepared(key=key, etag=etag, last_modified=modified, has_gzip=has_gzip,
                              has_br=has_br, ok=ok, not_modified=not_modified)
-        self._prepared[path] = prepared
-        self._used[path] = next(self._ticks)
+        self._prepared.put(path, prepared)
         self.prepared_count += 1
-        self._bound(keep=path)
         return prepared
 
-    def _bound(self, keep: str) -> None:
-        """Under self._lock: drop least recently used answers beyond prepared_bytes."""
-        total = sum(p.size for p in self._prepared.values())
-        for path in sorted(self._prepared, key=lambda p: self._used.get(p, -1)):
-            if total <= self.prepared_bytes:
-                break
-            if path != keep:
-                total -= self._prepared.pop(path).size
-                self._used.pop(path, None)
+    @property
+    def prepared_bytes(self) -> int:
+        """The most the kept answers' bodies may hold (least recently used dropped beyond)."""
+        return self._prepared.max_bytes
+
+    @prepared_bytes.setter
+    def prepared_bytes(self, value: int) -> None:
+        self._prepared.max_bytes = value
+
+    def kept_bytes(self) -> int:
+        """The bytes of the bodies of the answers kept (bounded by prepared_bytes)."""
+        return self._prepared.bytes
+
+    def forget(self) -> None:
+        """Drop every kept answer: the next request prepares it again (tests, benchmarks)."""
+        with self._lock:
+            self._prepared.clear()
 
     def _run(self, path: str, headers: dict[str, str]) -> tuple[str, list[tuple[str, str]], bytes]:
         """One request through Flask itself, captured."""

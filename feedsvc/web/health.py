@@ -29,7 +29,7 @@ def healthz() -> Response:
     # a `web` process answers for what it serves, the store (read above); the sources'
     # folders are the scanner's business, and its /healthz reports on them
     status = "degraded" if source_errors and services.role != "web" else "ok"
-    stats = services.websub.stats
+    stats = services.websub.stats  # under `feedsvc serve`, the whole serve's (ServeState)
     holder = services.store.lock_holder("scheduler", services.clock())
     response = jsonify({
         "status": status,

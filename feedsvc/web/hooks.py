@@ -14,10 +14,10 @@ from feedsvc.errors import NotFoundError
 from feedsvc.errors import PayloadTooLargeError
 from feedsvc.errors import QueryParameterError
 from feedsvc.errors import WebhookError
-from feedsvc.webhook import MAX_BODY_BYTES
-from feedsvc.webhook import delivery_id
-from feedsvc.webhook import targets_from_payload
-from feedsvc.webhook import verify
+from feedsvc.web.webhook import MAX_BODY_BYTES
+from feedsvc.web.webhook import delivery_id
+from feedsvc.web.webhook import targets_from_payload
+from feedsvc.web.webhook import verify
 from feedsvc.web.ext import get_services
 from feedsvc.web.params import shown
 from feedsvc.web.params import text_param

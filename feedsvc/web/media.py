@@ -15,8 +15,8 @@ from flask import send_file
 from feedsvc.errors import MediaNotFoundError
 from feedsvc.model import MediaInfo
 from feedsvc.model import is_note_path
-from feedsvc.sources import is_safe_media_path
-from feedsvc.sources import resolve_media_path
+from feedsvc.sources.walk import is_safe_media_path
+from feedsvc.sources.walk import resolve_media_path
 from feedsvc.web.ext import get_services
 
 bp = Blueprint("media", __name__)
