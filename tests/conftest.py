@@ -3,6 +3,7 @@ real loader, a SQLite store file, the app, and a real HTTP server on a free port
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import os
@@ -12,6 +13,7 @@ import threading
 import time
 import urllib.parse
 import http.server
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -251,19 +253,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 class Hub:
-    """A stand-in WebSub hub on 127.0.0.1 that records publish pings."""
+    """A stand-in WebSub hub on 127.0.0.1 that records publish pings and the status it gave
+    each. `status`: one for every ping, or one per pinged feed URL."""
 
-    def __init__(self, status: int = 204, delay: float = 0.0) -> None:
+    def __init__(self, status: int | Callable[[str], int] = 204, delay: float = 0.0) -> None:
         self.pings: list[dict[str, str]] = []
+        self.statuses: collections.Counter[int] = collections.Counter()
+        lock = threading.Lock()
         hub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hub.pings.append(dict(urllib.parse.parse_qsl(body.decode())))
+                ping = dict(urllib.parse.parse_qsl(body.decode()))
+                answer = status(ping.get("hub.url", "")) if callable(status) else status
+                with lock:
+                    hub.pings.append(ping)
+                    hub.statuses[answer] += 1
                 if delay:
                     time.sleep(delay)
-                self.send_response(status)
+                self.send_response(answer)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -282,3 +291,4 @@ class Hub:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join(10)

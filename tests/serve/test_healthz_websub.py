@@ -4,10 +4,7 @@ workers answer /healthz, and every answer carries the same, right counts."""
 
 from __future__ import annotations
 
-import http.server
 import mmap
-import threading
-import urllib.parse
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from feedsvc.web.websub import PingOutcome
 from feedsvc.web.websub import WebSubStats
 from feedsvc.web.webhook import sign
 
+from conftest import Hub
 from conftest import NotesDir
 from conftest import write_config
 from test_live_http import free_port
@@ -31,45 +29,6 @@ from test_live_http import stop
 from test_live_http import wait_for
 
 REFUSED_FEED = "/feeds/python.json"  # the hub answers 500 to this feed's pings, 204 to others
-
-
-class Hub:
-    """A stand-in WebSub hub on 127.0.0.1 that records the status it gave each ping."""
-
-    def __init__(self) -> None:
-        self.statuses: Counter[int] = Counter()
-        self.feeds: list[str] = []
-        lock = threading.Lock()
-        hub = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                feed = dict(urllib.parse.parse_qsl(body.decode()))["hub.url"]
-                status = 500 if feed.endswith(REFUSED_FEED) else 204
-                with lock:
-                    hub.statuses[status] += 1
-                    hub.feeds.append(feed)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Hub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
 
 def websub_health(port: int) -> dict[str, Any]:
@@ -85,7 +44,7 @@ def websub_health(port: int) -> dict[str, Any]:
 def test_every_worker_reports_the_pings_the_scanner_sent(tmp_path: Path,
                                                          notes: NotesDir) -> None:
     notes.write("NLP/a.md", "a", title="First", date="2025-01-01")
-    with Hub() as hub:
+    with Hub(status=lambda feed: 500 if feed.endswith(REFUSED_FEED) else 204) as hub:
         extra = f'[scheduler]\npoll_seconds = 0\n\n[websub]\nhubs = ["{hub.url}"]\n'
         config_path = write_config(tmp_path, notes.root, extra=extra)
         port = free_port()
@@ -112,7 +71,7 @@ def test_every_worker_reports_the_pings_the_scanner_sent(tmp_path: Path,
         finally:
             stop(process)
     assert hub.statuses == Counter({204: 11, 500: 4})
-    assert sorted(set(hub.feeds)) == sorted(f"http://feeds.example.org/feeds/{slug}.{fmt}"
+    assert sorted({ping["hub.url"] for ping in hub.pings}) == sorted(f"http://feeds.example.org/feeds/{slug}.{fmt}"
                                             for slug in ("all", "nlp", "python")
                                             for fmt in ("atom", "json", "rss"))
     text = log.read_text(errors="replace")
