@@ -25,6 +25,7 @@ from feedsvc.model import Source
 
 DEFAULT_CONFIG_PATH = Path("config/feedsvc.toml")
 DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
+HANDLE = re.compile(r"[a-z0-9_][a-z0-9_.-]*")  # an ActivityPub handle (the acct: user part)
 
 
 def _opt(default: Any, help: str, *, secret: bool = False) -> Any:
@@ -115,8 +116,24 @@ class PublishConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityPubConfig:
+    enabled: bool = _opt(False, "follow categories from Mastodon and other ActivityPub servers")
+    site_handle: str = _opt("all", "handle of the site actor, which announces every category's "
+                                   "posts")
+    delivery_concurrency: int = _opt(8, "deliveries in flight at once")
+    retry_base_seconds: float = _opt(60.0, "first retry of a failed delivery after this many "
+                                           "seconds; doubled for each retry after it")
+    retry_days: float = _opt(3.0, "a delivery still failing after this many days is dropped")
+    allow_private_addresses: bool = _opt(
+        False, "allow fetches and deliveries to loopback, private and link-local addresses "
+               "(tests, private networks)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CategoryConfig:
     slug: str = _opt("", "URL slug overriding the derived one")
+    handle: str = _opt("", "ActivityPub handle of the category's actor, for a category whose "
+                           "slug is not ASCII ([a-z0-9_][a-z0-9_.-]*)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +160,7 @@ class Config:
     websub: WebSubConfig = field(default_factory=WebSubConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    activitypub: ActivityPubConfig = field(default_factory=ActivityPubConfig)
     path: Path | None = None  # the file it was loaded from
 
     @property
@@ -169,6 +187,7 @@ SECTIONS: dict[str, type] = {
     "websub": WebSubConfig,
     "metrics": MetricsConfig,
     "publish": PublishConfig,
+    "activitypub": ActivityPubConfig,
 }
 
 
@@ -374,6 +393,17 @@ def _validate(sections: dict[str, Any], label: str) -> None:
     fraction = sections["store"].max_delete_fraction
     if not 0.0 <= fraction <= 1.0:
         raise ConfigError("store.max_delete_fraction", f"expected 0..1, got {fraction!r}", file=label)
+    ap: ActivityPubConfig = sections["activitypub"]
+    if not HANDLE.fullmatch(ap.site_handle):
+        raise ConfigError("activitypub.site_handle", "expected an ASCII handle "
+                          f"([a-z0-9_][a-z0-9_.-]*), got {ap.site_handle!r}", file=label)
+    if ap.delivery_concurrency < 1:
+        raise ConfigError("activitypub.delivery_concurrency",
+                          f"expected a positive integer, got {ap.delivery_concurrency!r}", file=label)
+    for key, number in (("activitypub.retry_base_seconds", ap.retry_base_seconds),
+                        ("activitypub.retry_days", ap.retry_days)):
+        if number <= 0:
+            raise ConfigError(key, f"expected a positive number, got {number!r}", file=label)
     for i, hub in enumerate(sections["websub"].hubs):
         hp = urlsplit(hub)
         if hp.scheme not in ("http", "https") or not hp.netloc:
@@ -424,7 +454,10 @@ def _build_categories(raw: Any, label: str) -> dict[str, CategoryConfig]:
         key = f'categories."{name}"'
         if not isinstance(table, dict):
             raise ConfigError(key, "expected a table", file=label)
-        out[name] = _build_section(key, CategoryConfig, table, label)
+        out[name] = category = _build_section(key, CategoryConfig, table, label)
+        if category.handle and not HANDLE.fullmatch(category.handle):
+            raise ConfigError(f"{key}.handle", "expected an ASCII handle "
+                              f"([a-z0-9_][a-z0-9_.-]*), got {category.handle!r}", file=label)
     return out
 
 

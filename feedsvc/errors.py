@@ -170,3 +170,30 @@ class RenderError(FeedsvcError):
 
     def _identity(self) -> str:
         return f"format={self.format} slug={self.slug}"
+
+
+class FederationError(FeedsvcError):
+    message = "ActivityPub error"
+
+
+class SignatureError(FederationError):
+    """An inbox request whose HTTP signature, Digest or Date does not hold (a 401)."""
+
+    def __init__(self, reason: str, *, key_id: str | None = None) -> None:
+        self.key_id = key_id
+        super().__init__(reason)
+
+    def _identity(self) -> str:
+        return f"key_id={self.key_id}" if self.key_id else ""
+
+
+class FetchError(FederationError):
+    """A remote document or inbox that could not be reached, was refused (a private address
+    while those are not allowed), was too large or too slow, or was not what was asked for."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(reason)
+
+    def _identity(self) -> str:
+        return f"url={self.url}"

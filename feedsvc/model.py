@@ -225,6 +225,60 @@ class EntryChange:
     tags: tuple[tuple[str, str], ...] = ()  # (tag slug, tag name), one per slug
 
 
+class PublicationKind(enum.StrEnum):
+    """What happened to an entry, as followers on ActivityPub are told."""
+
+    CREATE = "create"  # newly visible: a new note, or a future-dated one come due
+    UPDATE = "update"  # its `updated` moved
+    DELETE = "delete"  # removed or unpublished
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Publication:
+    """An entry that became visible, changed or went, recorded with the scan that did it."""
+
+    entry_id: str
+    kind: PublicationKind
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Follower:
+    """A remote actor following one of our actors, and where deliveries to it go."""
+
+    actor: str  # our actor's handle
+    follower: str  # the remote actor's id (a URI)
+    inbox: str
+    shared_inbox: str | None = None
+    followed_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteActor:
+    """A remote actor's public key and inboxes, as fetched (and cached in the store)."""
+
+    id: str
+    key_id: str
+    public_key_pem: str
+    inbox: str
+    shared_inbox: str | None = None
+    fetched_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """One signed POST of one activity to one inbox, waiting in the store's queue."""
+
+    id: int
+    activity_id: str
+    inbox: str
+    body: bytes  # the activity's JSON
+    signer: str  # handle of our actor whose key signs it
+    attempts: int
+    created_at: datetime
+    next_at: datetime
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Changeset:
     """Everything one scan writes, applied by the store in one transaction."""
@@ -237,6 +291,7 @@ class Changeset:
     first_seen: tuple[tuple[str, datetime], ...] = ()
     report: ScanReport | None = None
     imported_sources: tuple[str, ...] = ()  # sources walked by this scan: later files are new
+    publications: tuple[Publication, ...] = ()  # recorded for ActivityPub when it is enabled
 
     @property
     def is_empty(self) -> bool:

@@ -23,7 +23,7 @@ CONFIGURATION = (DOCS / "configuration.md").read_text(encoding="utf-8")
 README_MAX_LINES = 300
 SECTIONS = ["[site]", "[[sources]]", '[categories."<Name>"]', "[store]", "[scheduler]",
             "[webhook]", "[excerpt]", "[updates]", "[feeds]", "[websub]", "[metrics]",
-            "[publish]"]
+            "[publish]", "[activitypub]"]
 
 
 def config_rows() -> dict[str, list[str]]:
