@@ -236,6 +236,8 @@ def plan_source(
                 _drop_entry(plan, refs, slugs, entry_id)
             continue
 
+        if current is None and kind_override is None:
+            kind = "added"  # no entry yet: a draft published now, or a row whose entry went
         category = category_for(note, text, source, slug_overrides)
         if current is not None:
             slugs.release(current.category_slug, current.slug, entry_id)

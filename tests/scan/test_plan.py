@@ -418,6 +418,17 @@ def test_a_note_turned_draft_removes_its_entry_and_keeps_its_row() -> None:
     assert (result.delete_notes, result.removed_paths) == ([], [])
 
 
+def test_a_draft_published_later_is_added_not_updated() -> None:
+    """A draft's row keeps its entry id but it has no entry: publishing it adds one (and so
+    the notes that link to it are rendered again, as for any added note)."""
+    before = Before()
+    entry_id = before.has(read("inbox/a.md", note_bytes(title="T", draft=True)),
+                          category_slug="inbox", slug="a")
+    del before.refs[entry_id]  # a draft has a row, not an entry
+    result = plan([read("inbox/a.md", note_bytes(title="T"))], before)
+    assert [(e.id, e.kind) for e in result.entries] == [("vault/inbox/a.md", "added")]
+
+
 def test_a_new_draft_is_not_planned() -> None:
     result = plan([read("inbox/a.md", note_bytes(draft=True))])
     assert (result.entries, result.delete_entries, result.problems) == ([], [], [])

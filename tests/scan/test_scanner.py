@@ -286,6 +286,21 @@ def test_links_are_rerendered_when_their_target_appears_or_goes(
     assert src is not None and "href" not in src.html
 
 
+def test_links_to_a_draft_are_rerendered_when_it_is_published(
+        notes: NotesDir, scanner: Scanner, store: Store, clock: Clock) -> None:
+    notes.write("NLP/src.md", "见 [[target]]", date="2025-01-01")
+    notes.write("Python/target.md", "t", date="2025-01-02", draft=True)
+    scanner.run()
+    src = store.entry("nlp", "src", clock())
+    assert src is not None and "href" not in src.html
+    notes.write("Python/target.md", "t", date="2025-01-02")
+    report = scanner.run()
+    assert report.added == ("notes/Python/target.md",)
+    src = store.entry("nlp", "src", clock())
+    assert src is not None
+    assert src.html.count('href="http://feeds.example.org/entries/python/target"') == 1
+
+
 def test_slug_clash_in_one_category_gets_a_suffix(notes: NotesDir, scanner: Scanner,
                                                   store: Store, clock: Clock) -> None:
     notes.write("NLP/readme.md", "a", date="2025-01-01")
