@@ -32,6 +32,7 @@ from feedsvc.model import EntryRef
 from feedsvc.model import NoteFile
 from feedsvc.model import ParsedNote
 from feedsvc.model import Problem
+from feedsvc.model import Publication
 from feedsvc.model import ScanJob
 from feedsvc.model import ScanReport
 from feedsvc.model import Source
@@ -49,6 +50,7 @@ from feedsvc.scan.plan import guard_deletions
 from feedsvc.scan.plan import ids_in_play
 from feedsvc.scan.plan import missing_notes
 from feedsvc.scan.plan import plan_source
+from feedsvc.scan.publications import publications
 from feedsvc.scan.workers import CHUNK as RENDER_CHUNK
 from feedsvc.scan.workers import PARALLEL_THRESHOLD
 from feedsvc.scan.workers import ScanWorkers
@@ -214,6 +216,7 @@ class ScanPipeline:
             first_seen=tuple(f for part in changeset_parts for f in part.first_seen),
             report=report,
             imported_sources=tuple(sorted(snapshots)),
+            publications=self._publications(planned, removed, snapshots, started),
         )
         try:  # the rendered entries stream in, batch by batch, inside the one transaction
             result = self.store.apply(changes, stream=self._entry_batches(spill, planned))
@@ -230,6 +233,15 @@ class ScanPipeline:
                     report.unchanged, len(report.problems), len(report.source_errors),
                     time.perf_counter() - wall)
         return report
+
+    def _publications(self, planned: list[PlannedEntry], removed: list[str],
+                      snapshots: dict[str, Snapshot], now: dt.datetime) -> tuple[Publication, ...]:
+        """What ActivityPub followers are told of this scan (when federation is on); a
+        source's first import tells them nothing (read before apply marks it imported)."""
+        if not self.config.activitypub.enabled:
+            return ()
+        first_import = {name for name in snapshots if not self.kept.source_imported(name)}
+        return publications(planned, removed, self._refs, now=now, skip_sources=first_import)
 
     def _stored_rows(self, source: str, paths: list[str]) -> dict[str, StoredNote]:
         if len(paths) > SLUG_LOOKUPS_UP_TO:  # a big change: one read of them all

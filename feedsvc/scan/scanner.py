@@ -89,6 +89,7 @@ class Scanner:
         self.config = config
         self.store = store
         store.feed_context = feed_context(config)
+        store.record_publications = config.activitypub.enabled
         self.clock = clock
         self.urls = Urls(config.site.base_url)
         self.settings = content_settings(config)

@@ -45,6 +45,8 @@ from feedsvc.model import StoredNote
 from feedsvc.model import Tombstone
 from feedsvc.store import dialect
 from feedsvc.store import entries as entry_queries
+from feedsvc.store import federation as federation_queries
+from feedsvc.store import first_seen as first_seen_queries
 from feedsvc.store import locks as lock_queries
 from feedsvc.store import media as media_queries
 from feedsvc.store import migrator
@@ -59,7 +61,6 @@ from feedsvc.store.migrator import SchemaStatus
 from feedsvc.store.schema import entries
 from feedsvc.store.schema import entry_tags
 from feedsvc.store.schema import feed_states
-from feedsvc.store.schema import first_seen
 from feedsvc.store.schema import links
 from feedsvc.store.schema import notes
 
@@ -116,6 +117,10 @@ class Store:
         # what else a feed's bytes depend on (config, format version): set by the scanner;
         # when it changes, every feed's validators are recomputed (and Last-Modified moves)
         self.feed_context = ""
+        # whether entries coming due are written to the ActivityPub change log: set by the
+        # scanner from activitypub.enabled
+        self.record_publications = False
+        self.federation = federation_queries.FederationStore(self._read, self._write)
         self._write_lock = threading.Lock()
         self._blob_lock = threading.Lock()
         self._blobs: ByteLRU[str, bytes] = ByteLRU(BLOB_CACHE_BYTES, len)
@@ -235,14 +240,8 @@ class Store:
             return {r.id: r for r in entry_queries.refs_by_ids(conn, sorted(set(ids)))}
 
     def first_seen_times(self, ids: Iterable[str]) -> dict[str, dt.datetime]:
-        ids = list(ids)
-        out: dict[str, dt.datetime] = {}
         with self._read() as conn:
-            for start in range(0, len(ids), CHUNK):
-                chunk = ids[start:start + CHUNK]
-                query = select(first_seen).where(first_seen.c.entry_id.in_(chunk))
-                out.update((r.entry_id, r.seen_at) for r in conn.execute(query))
-        return out
+            return first_seen_queries.times(conn, list(ids))
 
     def entries_linking_to(self, keys: Iterable[str]) -> set[str]:
         keys = list(keys)
@@ -259,9 +258,14 @@ class Store:
 
         `stream` yields further entry upserts in batches, written one batch at a time inside
         the same transaction (a big scan never holds all its rendered entries at once); an
-        entry id appears at most once across changes.upsert_entries and the batches."""
+        entry id appears at most once across changes.upsert_entries and the batches.
+        changes.publications go to the ActivityPub change log, after (record_publications)
+        the entries that came due since the last refresh, read before this scan's writes."""
         now = changes.now
         with self._write() as conn:
+            if self.record_publications:
+                federation_queries.record_coming_due(conn, now)
+            federation_queries.record_publications(conn, changes.publications)
             streamed = 0
             affected, categories_kept = writes.write_entries(conn, changes.upsert_entries,
                                                              changes.delete_entries, now)
@@ -279,11 +283,7 @@ class Store:
             for start in range(0, len(changes.upsert_notes), INSERT_CHUNK):
                 conn.execute(insert(notes), [writes.note_row(n) for n in
                                              changes.upsert_notes[start:start + INSERT_CHUNK]])
-            if changes.first_seen:
-                known = self._known_first_seen(conn, changes)
-                rows = [{"entry_id": i, "seen_at": t} for i, t in changes.first_seen if i not in known]
-                if rows:
-                    conn.execute(insert(first_seen), rows)
+            first_seen_queries.record(conn, changes.first_seen)
 
             affected |= state.purge_tombstones(
                 conn, now - dt.timedelta(days=self.tombstone_days))
@@ -330,17 +330,12 @@ class Store:
         with self._read() as conn:
             return state.feeds_as_of(conn)
 
-    def _known_first_seen(self, conn: Connection, changes: Changeset) -> set[str]:
-        ids = [i for i, _ in changes.first_seen]
-        known: set[str] = set()
-        for start in range(0, len(ids), CHUNK):
-            known.update(conn.execute(select(first_seen.c.entry_id).where(
-                first_seen.c.entry_id.in_(ids[start:start + CHUNK]))).scalars())
-        return known
-
     def refresh_due(self, now: dt.datetime) -> tuple[str, ...]:
-        """Recompute every feed's validators as of now (future-dated entries coming due)."""
+        """Recompute every feed's validators as of now (future-dated entries coming due,
+        written to the change log as CREATEs when record_publications)."""
         with self._write() as conn:
+            if self.record_publications:
+                federation_queries.record_coming_due(conn, now)
             slugs = set(entry_queries.all_category_slugs(conn)) | {ALL}
             slugs.update(entry_queries.all_tag_keys(conn))
             changed = self._refresh_feeds(conn, slugs, now)

@@ -8,16 +8,24 @@ import logging
 import time
 import zlib
 from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import URL
 from sqlalchemy import Connection
 from sqlalchemy import Engine
+from sqlalchemy import Insert
+from sqlalchemy import Select
+from sqlalchemy import Table
 from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.pool import NullPool
 
 logger = logging.getLogger(__name__)
@@ -92,6 +100,44 @@ def serialize_writes(conn: Connection) -> None:
         # the file's write lock now (waiting out busy_timeout), so the reads that follow
         # in this transaction already see every other writer's committed work
         conn.execute(text("UPDATE meta SET key = key WHERE 1 = 0"))
+
+
+def insert_ignoring(conn: Connection, table: Table) -> Insert:
+    """An INSERT that skips a row whose primary or unique key is already there (ON CONFLICT
+    DO NOTHING, which both backends speak): one atomic statement, so it needs no read first
+    and no serialize_writes. Its rowcount (a single row) says whether the row was new
+    (SQLAlchemy keeps an INSERT's rowcount only when asked: preserve_rowcount)."""
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(table).on_conflict_do_nothing()
+        return pg.execution_options(preserve_rowcount=True)
+    lite = sqlite.insert(table).on_conflict_do_nothing()
+    return lite.execution_options(preserve_rowcount=True)
+
+
+def upsert(conn: Connection, table: Table, row: Mapping[str, Any], keys: Sequence[str]) -> None:
+    """Insert `row`, or update the row with the same `keys` to it: one atomic statement."""
+    changed = {name: value for name, value in row.items() if name not in keys}
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(table).values(**row)
+        conn.execute(pg.on_conflict_do_update(index_elements=list(keys), set_=changed))
+        return
+    lite = sqlite.insert(table).values(**row)
+    conn.execute(lite.on_conflict_do_update(index_elements=list(keys), set_=changed))
+
+
+Claimed = TypeVar("Claimed", bound=Select[Any])
+
+
+def claimable(conn: Connection, query: Claimed) -> Claimed:
+    """The rows a worker is about to claim (mark as its own, in this same transaction), so
+    two claimers never take the same row: on PostgreSQL they are locked FOR UPDATE SKIP
+    LOCKED (a concurrent claimer passes over them instead of waiting, and the global write
+    lock is not needed); on SQLite the write lock is taken first (serialize_writes), so the
+    read already sees every earlier claim."""
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    serialize_writes(conn)
+    return query
 
 
 @contextmanager

@@ -172,5 +172,66 @@ scan_requests = Table(
     Column("created", UTCDateTime, nullable=False),
 )
 
+# revision 0006: ActivityPub (federation.py). Handles are ASCII (config.HANDLE); actor ids,
+# key ids and inboxes are URIs. The two autoincrement keys are never reused (SQLite
+# AUTOINCREMENT): a publication's seq and a delivery's id name one row for ever.
+ap_keys = Table(
+    "ap_keys", metadata,  # each actor's RSA key pair; the private key never leaves the store
+    Column("handle", String(100), primary_key=True),
+    Column("private_pem", Text, nullable=False),
+    Column("public_pem", Text, nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+)
+
+ap_followers = Table(
+    "ap_followers", metadata,
+    Column("actor", String(100), primary_key=True),  # our actor's handle
+    Column("follower", String(1000), primary_key=True),  # the remote actor's id
+    Column("inbox", String(1000), nullable=False),
+    Column("shared_inbox", String(1000)),
+    Column("followed_at", UTCDateTime, nullable=False),
+)
+Index("ix_ap_followers_inbox", ap_followers.c.inbox)
+Index("ix_ap_followers_shared_inbox", ap_followers.c.shared_inbox)
+
+ap_remote_actors = Table(
+    "ap_remote_actors", metadata,  # signers' public keys, as fetched
+    Column("id", String(1000), primary_key=True),
+    Column("key_id", String(1000), nullable=False),
+    Column("public_key_pem", Text, nullable=False),
+    Column("inbox", String(1000), nullable=False),
+    Column("shared_inbox", String(1000)),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    UniqueConstraint("key_id", name="uq_ap_remote_actors_key_id"),
+)
+
+ap_publications = Table(
+    "ap_publications", metadata,  # the change log apply() writes and the fan-out consumes
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", String(1000), nullable=False),
+    Column("kind", String(20), nullable=False),  # PublicationKind
+    Column("at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+ap_deliveries = Table(
+    "ap_deliveries", metadata,  # the queue: one signed POST of one activity to one inbox
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("activity_id", String(1000), nullable=False),
+    Column("inbox", String(1000), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("signer", String(100), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+    Column("next_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(200)),
+    Column("claimed_until", UTCDateTime),
+    Column("last_error", Text),
+    UniqueConstraint("activity_id", "inbox", name="uq_ap_deliveries_activity_inbox"),
+    sqlite_autoincrement=True,
+)
+Index("ix_ap_deliveries_next_at", ap_deliveries.c.next_at)
+
 __all__ = ["metadata", "notes", "entries", "links", "entry_tags", "first_seen", "tombstones",
-           "feed_states", "meta", "locks", "media_blobs", "media", "scan_requests"]
+           "feed_states", "meta", "locks", "media_blobs", "media", "scan_requests", "ap_keys",
+           "ap_followers", "ap_remote_actors", "ap_publications", "ap_deliveries"]

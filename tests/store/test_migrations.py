@@ -45,7 +45,7 @@ from test_media import wait_all_up
 from test_media import with_store_url
 
 MEDIA_TABLES = ("media", "media_blobs")
-HEAD = head_revision()  # 0002 here; later revisions chain onto it
+HEAD = head_revision()  # 0006 here; later revisions chain onto it
 TABLES_0001 = ("notes", "entries", "links", "first_seen", "tombstones", "feed_states", "meta",
                "locks")
 
@@ -191,6 +191,45 @@ def test_store_from_before_versions_is_stamped_and_upgraded_intact(
     store = open_store(store_url)
     try:
         assert feed_bytes(store, tmp_path, notes, clock) == feeds_before
+    finally:
+        store.close()
+
+
+AP_TABLES = ("ap_keys", "ap_followers", "ap_remote_actors", "ap_publications", "ap_deliveries")
+
+
+def test_a_store_at_0005_upgrades_to_0006_intact(
+        store_url: str, notes: NotesDir, tmp_path: Path, clock: Clock) -> None:
+    """0006 adds the ActivityPub tables, empty, and touches nothing stored before."""
+    store = open_store(store_url)
+    fill(store, notes, tmp_path, clock)
+    feeds_before = feed_bytes(store, tmp_path, notes, clock)
+    store.close()
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0005")
+    finally:
+        engine.dispose()
+    rows_before = dump(store_url)
+    columns_0005 = columns_of(store_url)
+    assert not set(AP_TABLES) & set(rows_before)
+    assert rows_before.pop("alembic_version") == [("0005",)]
+    assert len(rows_before["entries"]) == 3 and rows_before["tombstones"]
+
+    store = open_store(store_url)
+    try:
+        status = store.schema_status()
+        assert status is not None and status.revision == HEAD
+        rows_after = dump(store_url, columns_0005)  # columns of later revisions aside
+        rows_after.pop("alembic_version")
+        assert {name: rows_after.pop(name) for name in AP_TABLES} == \
+            {name: [] for name in AP_TABLES}
+        for later in set(rows_after) - set(rows_before):
+            del rows_after[later]  # tables of revisions after 0006
+        assert rows_after == rows_before
+        assert feed_bytes(store, tmp_path, notes, clock) == feeds_before
+        assert store.federation.save_key("nlp", "PRIV", "PUB", clock()) == ("PRIV", "PUB")
     finally:
         store.close()
 
