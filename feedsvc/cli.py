@@ -149,15 +149,15 @@ def migrate(config_path: str | None) -> None:
 @click.option("--no-scan", is_flag=True, help="export what the store holds, without scanning")
 def export(out_dir: str, config_path: str | None, no_scan: bool) -> None:
     """Write the static mirror (feeds, OPML, pages, media, assets) into OUT_DIR."""
+    from feedsvc.serve.app import build_app
     from feedsvc.web.export import export_site
-    from feedsvc.web import create_app
 
     config = _load(config_path)
     store = _open(config)
     if not no_scan:
         _run(Scanner(config, store), (), allow_mass_delete=False, dry_run=False)
     try:
-        written = export_site(create_app(config, store=store), Path(out_dir))
+        written = export_site(build_app(config, store=store), Path(out_dir))
     except ConfigError as e:
         click.echo(f"feedsvc: {e}", err=True)
         sys.exit(2)

@@ -202,6 +202,19 @@ def iter_settings() -> typing.Iterator[tuple[str, dataclasses.Field[Any]]]:
         yield f"categories.<Name>.{f.name}", f
 
 
+def category_handle(slug: str, name: str, config: Config) -> str | None:
+    """A category's ActivityPub handle (DESIGN.md "Federation"): its configured
+    `[categories."<Name>"] handle`, else its slug when the slug is ASCII ([a-z0-9_][a-z0-9_.-]*);
+    None when it has neither or when that is the site actor's handle. The configured handle
+    comes first, so setting it also renames a category whose ASCII slug clashes."""
+    configured = config.categories.get(name)
+    if configured is not None and configured.handle:
+        handle: str | None = configured.handle
+    else:
+        handle = slug if HANDLE.fullmatch(slug) else None
+    return None if handle == config.activitypub.site_handle else handle
+
+
 def find_config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
     """--config, else FEEDSVC_CONFIG, else ./config/feedsvc.toml if it exists."""
     if explicit:

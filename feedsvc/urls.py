@@ -3,6 +3,7 @@ entry identities as tag: URIs (RFC 4151). Used by feeds, pages and content rende
 
 from __future__ import annotations
 
+import hashlib
 import re
 from urllib.parse import quote
 from urllib.parse import urlencode
@@ -15,6 +16,12 @@ _SAFE_IN_PATH = "/:@!$&'()*+,;=-._~"
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S")
 TAG_DATE = "2024"
 TAG_KEY_PREFIX = "tag:"  # the same as feedsvc.store.TAG_PREFIX (urls sits below store)
+
+
+def object_key(entry_id: str) -> str:
+    """The last segment of an entry's ActivityPub object URL: derived from its id, so it
+    stays the same when the note is edited, renamed or moved to another category."""
+    return hashlib.sha256(entry_id.encode("utf-8")).hexdigest()[:32]
 
 
 def default_authority(base_url: str) -> str:
@@ -96,3 +103,43 @@ class Urls:
             scheme, rest = entry_id.split(":", 1)
             return f"{scheme}:{quote(rest, safe=_SAFE_IN_PATH + '#?%')}"
         return f"tag:{self.authority},{TAG_DATE}:{quote(entry_id, safe=_SAFE_IN_PATH)}"
+
+    # -- ActivityPub (DESIGN.md "Federation") -------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """base_url's host with its port if it has one: the domain of every acct: handle."""
+        return urlsplit(self.base).netloc.rpartition("@")[2].lower()
+
+    def acct(self, handle: str) -> str:
+        """An actor's WebFinger address, as people type it after the "@": handle@host."""
+        return f"{handle}@{self.host}"
+
+    def actor(self, handle: str) -> str:
+        return self.path("ap", "actors", handle)
+
+    def actor_inbox(self, handle: str) -> str:
+        return self.path("ap", "actors", handle, "inbox")
+
+    def outbox(self, handle: str, *, page: int | None = None) -> str:
+        url = self.path("ap", "actors", handle, "outbox")
+        return f"{url}?page={page}" if page is not None else url
+
+    def followers(self, handle: str) -> str:
+        return self.path("ap", "actors", handle, "followers")
+
+    def following(self, handle: str) -> str:
+        return self.path("ap", "actors", handle, "following")
+
+    def shared_inbox(self) -> str:
+        return self.path("ap", "inbox")
+
+    def object(self, entry_id: str) -> str:
+        """An entry's Article: /ap/objects/<object_key(entry id)>."""
+        return self.path("ap", "objects", object_key(entry_id))
+
+    def webfinger(self) -> str:
+        return self.path(".well-known", "webfinger")
+
+    def nodeinfo(self) -> str:
+        return self.path("nodeinfo", "2.1")
