@@ -63,6 +63,11 @@ class Metrics:
     websub_pings: Counter
     websub_attempt_failures: Counter
     scanner_lease: Gauge
+    ap_inbox: Counter
+    ap_deliveries: Counter
+    ap_queue_depth: Gauge
+    ap_oldest_pending: Gauge
+    ap_followers: Gauge
     # labelled children of the request metrics by (route, method, status): .labels() takes a
     # lock and builds a tuple per call, which was most of the cost of counting a 304
     request_children: dict[tuple[str, str, int], tuple[Any, ...]] = field(default_factory=dict)
@@ -115,6 +120,21 @@ def _build(directory: str | None) -> Metrics:
         scanner_lease=Gauge("feedsvc_scanner_lease_held", "1 while this serve holds the "
                             "store's scanner (scheduler) lease, else 0", registry=registry,
                             multiprocess_mode="livemax"),
+        ap_inbox=Counter("feedsvc_activitypub_inbox_requests", "ActivityPub inbox POSTs by "
+                         "outcome: followed, unfollowed, deleted, ignored, not_found, too_large, "
+                         "unsigned, bad_signature, bad_json", ["outcome"], registry=registry),
+        ap_deliveries=Counter("feedsvc_activitypub_deliveries", "ActivityPub deliveries by "
+                              "outcome: delivered, retry, gone (410), failed (final 4xx), "
+                              "dropped (retried for retry_days)", ["outcome"], registry=registry),
+        ap_queue_depth=Gauge("feedsvc_activitypub_queue_depth", "Deliveries waiting in the "
+                             "store's queue (read from the store at each scrape)",
+                             registry=registry, multiprocess_mode="mostrecent"),
+        ap_oldest_pending=Gauge("feedsvc_activitypub_oldest_pending_seconds", "Age of the "
+                                "oldest waiting delivery (0: none)", registry=registry,
+                                multiprocess_mode="mostrecent"),
+        ap_followers=Gauge("feedsvc_activitypub_followers", "Followers per actor (read from "
+                           "the store at each scrape)", ["actor"], registry=registry,
+                           multiprocess_mode="mostrecent"),
     )
 
 
@@ -207,6 +227,24 @@ def record_websub_ping(outcome: str) -> None:
 
 def record_websub_attempt_failure() -> None:
     current().websub_attempt_failures.inc()
+
+
+def record_inbox(outcome: str) -> None:
+    current().ap_inbox.labels(outcome).inc()
+
+
+def record_delivery(outcome: str) -> None:
+    current().ap_deliveries.labels(outcome).inc()
+
+
+def set_federation_state(depth: int, oldest_seconds: float,
+                         followers: dict[str, int]) -> None:
+    """What the store says of the queue and the followers, set right before a scrape."""
+    m = current()
+    m.ap_queue_depth.set(depth)
+    m.ap_oldest_pending.set(oldest_seconds)
+    for actor, count in followers.items():
+        m.ap_followers.labels(actor).set(count)
 
 
 def set_scanner_lease(held: bool) -> None:

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from feedsvc.config import Config
+from feedsvc.federation.delivery import DeliveryWorker
 from feedsvc.memory import die_with_parent
 from feedsvc.memory import limit_malloc_arenas
 from feedsvc.memory import release_memory
@@ -59,7 +60,7 @@ def serve(config: Config, *, host: str, port: int, workers: int, threads: int, r
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # metrics summed over the workers
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feedsvc-metrics-")
     scans = role != "web"
-    import feedsvc.web  # noqa: F401  (every worker's imports, made once here: shared)
+    import feedsvc.serve.app  # noqa: F401  (every worker's imports, made once here: shared)
 
     share_heap()  # before the first fork: what is imported now is shared by every child
     state = ServeState() if scans else None
@@ -97,11 +98,11 @@ def serve(config: Config, *, host: str, port: int, workers: int, threads: int, r
 def _worker_app(config: Config, state: ServeState | None, owner: str | None, role: str,
                 parent: int) -> Any:
     """Runs in each forked worker: its own store connections, the app, the relay."""
-    from feedsvc.web import create_app  # imported before the fork (memory.share_heap)
+    from feedsvc.serve.app import build_app  # imported before the fork (memory.share_heap)
 
     die_with_parent(parent)
     store = _open(config)
-    app = create_app(config, store=store)
+    app = build_app(config, store=store)
     services = app.extensions["feedsvc"]
     services.role = role
     services.scheduler_owner = owner
@@ -187,6 +188,11 @@ def _scanner_main(config: Config, state: ServeState, owner: str, parent: int) ->
     pump = RequestPump(scanner, state, lambda: scheduler.is_leader)
     # watch = true sources: events become targeted requests, only while we hold the lease
     watcher = SourceWatcher(config.sources, scanner.request, is_leader=lambda: scheduler.is_leader)
+    delivery = None
+    if config.activitypub.enabled:  # sends only while this process holds the lease
+        delivery = DeliveryWorker.for_store(config, store, scanner.clock)
+        scanner.store_listeners.append(delivery.wake)
+        delivery.start(lambda: scheduler.is_leader)
     scheduler.start()
     pump.start()
     watcher.start()
@@ -199,6 +205,8 @@ def _scanner_main(config: Config, state: ServeState, owner: str, parent: int) ->
     watcher.stop()
     state.set_leader(False)
     scanner.wait_idle(SCANNER_STOP_SECONDS)
+    if delivery is not None:
+        delivery.stop()  # in-flight sends end; their claims run out for the next holder
     scheduler.shutdown()  # releases the lease: a standby takes it at its next heartbeat
     if mirror is not None:
         mirror.stop()
@@ -213,7 +221,7 @@ def _attach_mirror(config: Config, store: Any, scanner: Scanner) -> Any:
     """[publish] dir is kept current by the process that scans (cli checked the folder)."""
     if not config.publish.dir:
         return None
-    from feedsvc.web import create_app
+    from feedsvc.serve.app import build_app
     from feedsvc.web.mirror import attach_mirror
 
-    return attach_mirror(create_app(config, store=store, scanner=scanner))
+    return attach_mirror(build_app(config, store=store, scanner=scanner))

@@ -31,7 +31,7 @@ def healthz() -> Response:
     status = "degraded" if source_errors and services.role != "web" else "ok"
     stats = services.websub.stats  # under `feedsvc serve`, the whole serve's (ServeState)
     holder = services.store.lock_holder("scheduler", services.clock())
-    response = jsonify({
+    answer: dict[str, Any] = {
         "status": status,
         "role": services.role,
         "revision": services.store.revision(),
@@ -49,6 +49,12 @@ def healthz() -> Response:
         "websub": {"hubs": len(services.config.websub.hubs), "sent": stats.sent,
                    "failed": stats.failed, "dropped": stats.dropped,
                    "last_error": stats.last_error},
-    })
+    }
+    if services.config.activitypub.enabled:
+        depth, oldest = services.store.federation.queue_stats(services.clock())
+        answer["activitypub"] = {"queue_depth": depth,
+                                 "oldest_pending": oldest.isoformat() if oldest else None,
+                                 "followers": services.store.federation.follower_counts()}
+    response = jsonify(answer)
     response.headers["Cache-Control"] = "no-store"
     return response

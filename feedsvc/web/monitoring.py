@@ -24,6 +24,12 @@ def metrics_endpoint() -> Response:
         return Response("metrics: missing or wrong bearer token\n", status=401,
                         content_type="text/plain; charset=utf-8",
                         headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    services = get_services()
+    if services.config.activitypub.enabled:  # from the store: right whichever process answers
+        now = services.clock()
+        depth, oldest = services.store.federation.queue_stats(now)
+        metrics.set_federation_state(depth, (now - oldest).total_seconds() if oldest else 0.0,
+                                     services.store.federation.follower_counts())
     return Response(metrics.exposition(), content_type=metrics.CONTENT_TYPE,
                     headers={"Cache-Control": "no-store"})
 
