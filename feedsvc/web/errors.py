@@ -44,7 +44,8 @@ def status_for(error: FeedsvcError) -> int:
 
 def _wants_json() -> bool:
     path = request.path
-    return path.endswith(".json") or path.startswith(("/hooks/", "/healthz"))
+    return path.endswith(".json") or path.startswith(
+        ("/hooks/", "/healthz", "/ap/", "/.well-known/", "/nodeinfo/"))  # machines, not people
 
 
 def error_response(status: int, message: str) -> Response:

@@ -277,3 +277,12 @@ def test_a_signer_on_a_private_address_is_refused_without_a_request(
         assert store.federation.remote_actor(alice) is None
         assert store.federation.follower_counts() == {}
     store.close()
+
+
+def test_unknown_federation_paths_and_methods_are_json_errors(site: Site) -> None:
+    for method, path, status in (("GET", "/ap/actors/nlp/nothing", 404),
+                                 ("GET", "/.well-known/nothing", 404),
+                                 ("PUT", "/ap/inbox", 405), ("GET", "/ap/inbox", 405)):
+        answer = requests.request(method, site.url(path), timeout=10)
+        assert answer.status_code == status, path
+        assert answer.json() == {"error": answer.json()["error"], "status": status}
