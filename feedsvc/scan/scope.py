@@ -26,7 +26,7 @@ from feedsvc.sources import git
 from feedsvc.sources.walk import Snapshot
 from feedsvc.sources.walk import SourceWalk
 from feedsvc.sources.walk import Stats
-from feedsvc.sources.walk import is_safe_media_path
+from feedsvc.sources.paths import is_clean_rel_path
 from feedsvc.sources.walk import snapshot_paths
 from feedsvc.sources.walk import walk_source
 from feedsvc.sources.walk import walked_snapshot
@@ -81,7 +81,7 @@ def snapshot_source(source: Source, kept_stats: tuple[Stats, Stats] | None = Non
 
 def safe_paths(source: str, paths: tuple[str, ...]) -> tuple[str, ...]:
     """The paths a targeted scan may look at: relative, no `..`, nothing hidden."""
-    safe = tuple(sorted({p for p in paths if is_safe_media_path(p)}))
+    safe = tuple(sorted({p for p in paths if is_clean_rel_path(p)}))
     for path in sorted(set(paths) - set(safe)):
         logger.warning("scan path ignored: source=%s path=%r reason=not a clean relative path",
                        source, path[:200])

@@ -25,6 +25,7 @@ from feedsvc.model import NoteFile
 from feedsvc.model import Problem
 from feedsvc.model import Source
 from feedsvc.model import is_note_path
+from feedsvc.sources.paths import is_clean_rel_path
 
 logger = logging.getLogger(__name__)
 
@@ -289,12 +290,8 @@ def read_note_bytes(note: NoteFile, max_bytes: int) -> bytes:
 
 
 def is_safe_media_path(rel_path: str) -> bool:
-    """A path a /media URL may name: relative, no backslash or NUL, no empty, `.`, `..` or
-    hidden (dot) part. Checked on the string alone, so it holds for files served from the
-    store as for files on disk."""
-    if not rel_path or "\\" in rel_path or "\x00" in rel_path or rel_path.startswith("/"):
-        return False
-    return not any(p in ("", ".", "..") or p.startswith(".") for p in rel_path.split("/"))
+    """A path a /media URL may name: one the path rule (paths.py) finds clean as it is."""
+    return is_clean_rel_path(rel_path)
 
 
 def resolve_media_path(source: Source, rel_path: str) -> Path | None:

@@ -21,6 +21,7 @@ from feedsvc.errors import WebhookAuthError
 from feedsvc.errors import WebhookDisabledError
 from feedsvc.model import Source
 from feedsvc.sources.git import work_tree_root
+from feedsvc.sources.paths import clean_rel_path
 
 logger = logging.getLogger(__name__)
 
@@ -99,22 +100,6 @@ Target = tuple[str | None, tuple[str, ...] | None]  # (source or None = every so
 RepoRoot = Callable[[Path], Path | None]
 
 
-def clean_path(path: object) -> tuple[str | None, str]:
-    """A payload path as a clean relative POSIX path, or None and the reason it is ignored."""
-    if not isinstance(path, str) or not path:
-        return None, "not a non-empty string"
-    if "\x00" in path or "\\" in path:
-        return None, "contains a NUL or a backslash"
-    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
-        return None, "absolute path"
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        return None, "climbs out with '..'"
-    if not parts:
-        return None, "names no file"
-    return "/".join(parts), ""
-
-
 def _ignored(path: object, reason: str) -> None:
     logger.warning("webhook path ignored: path=%r reason=%s", str(path)[:200], reason)
 
@@ -156,7 +141,7 @@ def targets_from_payload(body: bytes, headers: Headers, sources: Sequence[Source
             return walk  # a commit without file lists: we cannot know what changed
         for value in lists:
             for path in value if isinstance(value, list) else ():
-                clean, reason = clean_path(path)
+                clean, reason = clean_rel_path(path)
                 if clean is None:
                     _ignored(path, reason)
                 else:
@@ -194,7 +179,7 @@ def _own_targets(payload: dict[str, Any], names: set[str],
         return [(source, None)]
     clean_paths: set[str] = set()
     for path in paths:
-        clean, reason = clean_path(path)
+        clean, reason = clean_rel_path(path)
         if clean is None:
             _ignored(path, reason)
         else:
