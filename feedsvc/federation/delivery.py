@@ -18,7 +18,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from typing import Any
 
 from feedsvc import metrics
@@ -93,13 +96,19 @@ class DeliveryWorker:
         while self.fan_out():
             pass
         sent = 0
+        in_flight: set[Future[str]] = set()
+        room = self.config.delivery_concurrency * 2  # claimed at most: sending + next up
         while True:
-            batch = self.store.federation.claim_deliveries(
-                self.clock(), self.config.delivery_concurrency * 4, self.owner, CLAIM_SECONDS)
-            if not batch:
+            if len(in_flight) < room:  # claim more as sends end: a slow inbox holds one slot
+                for delivery in self.store.federation.claim_deliveries(
+                        self.clock(), room - len(in_flight), self.owner, CLAIM_SECONDS):
+                    in_flight.add(self._pool.submit(self.send, delivery))
+            if not in_flight:
                 return sent
-            list(self._pool.map(self.send, batch))
-            sent += len(batch)
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            sent += len(done)
+            for future in done:
+                future.result()  # a bug in send stays loud
 
     def fan_out(self) -> int:
         """One batch of the change log as deliveries; how many publications it took."""
@@ -110,7 +119,7 @@ class DeliveryWorker:
         deliveries: list[tuple[str, bytes, str, str]] = []
         for _, publication in taken:
             for activity, signer, audience in self.activities(publication, actors):
-                body = json.dumps(objects.with_context(activity)).encode()
+                body = json.dumps(objects.with_context(activity), ensure_ascii=False).encode()
                 for inbox in self.store.federation.delivery_inboxes(audience):
                     deliveries.append((activity["id"], body, signer, inbox))
         self.store.federation.enqueue(taken[-1][0], deliveries, self.clock())

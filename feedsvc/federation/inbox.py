@@ -11,6 +11,7 @@ No Flask here: views.py hands in the request."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -36,6 +37,7 @@ from feedsvc.urls import Urls
 
 logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
+REFETCH_AFTER = dt.timedelta(minutes=5)  # a signer's key is fetched again at most this often
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 
 
@@ -111,8 +113,8 @@ class Inbox:
         try:
             self._verify(signer, request)
         except SignatureError:
-            if cached is None:
-                raise
+            if cached is None or self.clock() - cached.fetched_at < REFETCH_AFTER:
+                raise  # fetched lately: a flood of bad signatures makes no request of ours
             signer = self._fetch_signer(key_id)  # the key may have been rotated: once more
             self._verify(signer, request)
         return signer

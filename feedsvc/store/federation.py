@@ -16,6 +16,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy import delete
+from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import or_
@@ -29,6 +30,7 @@ from feedsvc.model import PublicationKind
 from feedsvc.model import RemoteActor
 from feedsvc.store import dialect
 from feedsvc.store import state
+from feedsvc.store.schema import ap_activities
 from feedsvc.store.schema import ap_deliveries
 from feedsvc.store.schema import ap_followers
 from feedsvc.store.schema import ap_keys
@@ -192,11 +194,18 @@ class FederationStore:
         already queued for the same (activity_id, inbox) is not queued twice. How many
         deliveries were queued."""
         wanted: dict[tuple[str, str], dict[str, Any]] = {}
+        bodies: dict[str, dict[str, Any]] = {}  # each activity's body once
         for activity_id, body, signer, inbox in deliveries:
+            bodies.setdefault(activity_id, {"id": activity_id, "body": body, "signer": signer,
+                                            "created": now})
             wanted.setdefault((activity_id, inbox), {
-                "activity_id": activity_id, "inbox": inbox, "body": body, "signer": signer,
-                "attempts": 0, "created": now, "next_at": now})
+                "activity_id": activity_id, "inbox": inbox, "attempts": 0, "created": now,
+                "next_at": now})
         with self._write() as conn:  # serialized: the read of what is queued stays true
+            conn.execute(delete(ap_activities).where(  # bodies no delivery needs any more
+                ~exists().where(ap_deliveries.c.activity_id == ap_activities.c.id)))
+            for row in bodies.values():
+                conn.execute(dialect.insert_ignoring(conn, ap_activities), row)
             activities = sorted({activity for activity, _ in wanted})
             for start in range(0, len(activities), CHUNK):
                 queued = conn.execute(select(ap_deliveries.c.activity_id, ap_deliveries.c.inbox)
@@ -225,14 +234,19 @@ class FederationStore:
                  .order_by(ap_deliveries.c.next_at, ap_deliveries.c.id).limit(limit))
         with self._write(serialized=False) as conn:
             rows = conn.execute(dialect.claimable(conn, query)).all()
-            if rows:
-                conn.execute(update(ap_deliveries)
-                             .where(ap_deliveries.c.id.in_([r.id for r in rows]))
-                             .values(claimed_by=owner,
-                                     claimed_until=now + dt.timedelta(seconds=claim_seconds)))
-        return [Delivery(id=r.id, activity_id=r.activity_id, inbox=r.inbox, body=r.body,
-                         signer=r.signer, attempts=r.attempts, created_at=r.created,
-                         next_at=r.next_at) for r in rows]
+            if not rows:
+                return []
+            conn.execute(update(ap_deliveries)
+                         .where(ap_deliveries.c.id.in_([r.id for r in rows]))
+                         .values(claimed_by=owner,
+                                 claimed_until=now + dt.timedelta(seconds=claim_seconds)))
+            bodies = {a.id: a for a in conn.execute(select(ap_activities).where(
+                ap_activities.c.id.in_(sorted({r.activity_id for r in rows}))))}
+        rows = [r for r in rows if r.activity_id in bodies]  # (every queued one has its body)
+        return [Delivery(id=r.id, activity_id=r.activity_id, inbox=r.inbox,
+                         body=bodies[r.activity_id].body, signer=bodies[r.activity_id].signer,
+                         attempts=r.attempts, created_at=r.created, next_at=r.next_at)
+                for r in rows]
 
     def delivered(self, id: int) -> None:
         """The inbox took it: off the queue."""
@@ -266,6 +280,8 @@ class FederationStore:
         return path.split("/", 1)[0] if path else None
 
     def _remove(self, id: int) -> None:
+        """Off the queue (the activity's body goes with the next enqueue, once no delivery
+        needs it: removing it here could race an enqueue of the same activity)."""
         with self._write(serialized=False) as conn:
             conn.execute(delete(ap_deliveries).where(ap_deliveries.c.id == id))
 

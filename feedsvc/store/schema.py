@@ -214,13 +214,19 @@ ap_publications = Table(
     sqlite_autoincrement=True,
 )
 
+ap_activities = Table(
+    "ap_activities", metadata,  # an activity's body once, however many inboxes it goes to
+    Column("id", String(1000), primary_key=True),
+    Column("body", LargeBinary, nullable=False),
+    Column("signer", String(100), nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+)
+
 ap_deliveries = Table(
     "ap_deliveries", metadata,  # the queue: one signed POST of one activity to one inbox
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("activity_id", String(1000), nullable=False),
     Column("inbox", String(1000), nullable=False),
-    Column("body", LargeBinary, nullable=False),
-    Column("signer", String(100), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("created", UTCDateTime, nullable=False),
     Column("next_at", UTCDateTime, nullable=False),
@@ -234,4 +240,5 @@ Index("ix_ap_deliveries_next_at", ap_deliveries.c.next_at)
 
 __all__ = ["metadata", "notes", "entries", "links", "entry_tags", "first_seen", "tombstones",
            "feed_states", "meta", "locks", "media_blobs", "media", "scan_requests", "ap_keys",
-           "ap_followers", "ap_remote_actors", "ap_publications", "ap_deliveries"]
+           "ap_followers", "ap_remote_actors", "ap_publications", "ap_activities",
+           "ap_deliveries"]

@@ -286,3 +286,22 @@ def test_unknown_federation_paths_and_methods_are_json_errors(site: Site) -> Non
         answer = requests.request(method, site.url(path), timeout=10)
         assert answer.status_code == status, path
         assert answer.json() == {"error": answer.json()["error"], "status": status}
+
+
+def test_a_rotated_key_is_fetched_again_but_not_more_than_every_five_minutes(site: Site) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    alice = site.peer.add_actor("alice")
+    site.peer.follow("alice", site.actor("nlp"), site.url("/ap/inbox"))
+    fetches = len(site.peer.gets)
+    site.peer.actors["alice"].key = rsa.generate_private_key(public_exponent=65537,
+                                                             key_size=2048)  # rotated
+    follow_all = site.peer.follow("alice", site.actor("all"), site.url("/ap/inbox"))
+    assert follow_all[0] == 401  # the cached key was fetched moments ago: no new request
+    assert len(site.peer.gets) == fetches and site.followers("all") == 0
+    cached = site.store.federation.remote_actor(alice)
+    assert cached is not None
+    site.store.federation.save_remote_actor(dataclasses.replace(
+        cached, fetched_at=cached.fetched_at - dt.timedelta(minutes=6)))
+    assert site.peer.follow("alice", site.actor("all"), site.url("/ap/inbox"))[0] == 202
+    assert len(site.peer.gets) == fetches + 1 and site.followers("all") == 1

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 import pytest
+from sqlalchemy import func
+from sqlalchemy import select
 
 from feedsvc.errors import StoreError
 from feedsvc.model import Category
@@ -25,6 +27,7 @@ from feedsvc.model import PublicationKind
 from feedsvc.model import RemoteActor
 from feedsvc.store import Store
 from feedsvc.store import open_store
+from feedsvc.store.schema import ap_activities
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
@@ -97,7 +100,7 @@ def apply(store: Store, now: dt.datetime, *entries: Entry,
 
 def queue(store: Store, *inboxes: str, activity: str = "https://feeds.example.org/ap/a/1",
           now: dt.datetime = T0) -> int:
-    return store.federation.enqueue(None, [(activity, f"body {i}".encode(), "nlp", i)
+    return store.federation.enqueue(None, [(activity, f"body of {activity}".encode(), "nlp", i)
                                            for i in inboxes], now)
 
 
@@ -261,16 +264,34 @@ def test_apply_writes_the_change_log_and_enqueue_consumes_it(store: Store) -> No
 def test_enqueue_ignores_a_delivery_already_queued(store: Store) -> None:
     fed = store.federation
     assert queue(store, "https://a.example/inbox", "https://b.example/inbox") == 2
-    # the same (activity, inbox) again, twice in one call, and a new inbox
+    # the same (activity, inbox) again, twice in one call, and a new inbox: an activity's
+    # body is stored once (the first), however many inboxes it goes to
     again = [("https://feeds.example.org/ap/a/1", b"other", "all", inbox)
              for inbox in ("https://a.example/inbox", "https://c.example/inbox",
                            "https://c.example/inbox")]
     assert fed.enqueue(None, again, at(1)) == 1
     claimed = fed.claim_deliveries(at(2), 10, "w", 60)
+    body = b"body of https://feeds.example.org/ap/a/1"
     assert sorted((d.inbox, d.body, d.signer, d.created_at) for d in claimed) == [
-        ("https://a.example/inbox", b"body https://a.example/inbox", "nlp", T0),
-        ("https://b.example/inbox", b"body https://b.example/inbox", "nlp", T0),
-        ("https://c.example/inbox", b"other", "all", at(1))]
+        ("https://a.example/inbox", body, "nlp", T0),
+        ("https://b.example/inbox", body, "nlp", T0),
+        ("https://c.example/inbox", body, "nlp", at(1))]
+
+
+def test_an_activity_body_is_kept_once_and_goes_when_no_delivery_needs_it(
+        store: Store) -> None:
+    fed = store.federation
+    queue(store, *(f"https://{i}.example/inbox" for i in range(5)))
+    queue(store, "https://z.example/inbox", activity="https://feeds.example.org/ap/a/2")
+    with store._read() as conn:  # noqa: SLF001 (the test reads the table it is about)
+        assert conn.execute(select(func.count()).select_from(ap_activities)).scalar() == 2
+    for delivery in fed.claim_deliveries(at(1), 10, "w", 60):
+        if delivery.activity_id.endswith("/1"):
+            fed.delivered(delivery.id)
+    fed.enqueue(None, [], at(2))  # an enqueue clears the bodies nothing needs
+    with store._read() as conn:  # noqa: SLF001
+        assert list(conn.execute(select(ap_activities.c.id)).scalars()) == [
+            "https://feeds.example.org/ap/a/2"]
 
 
 def test_a_failed_enqueue_leaves_the_publications_in_place(store: Store) -> None:
@@ -280,7 +301,7 @@ def test_a_failed_enqueue_leaves_the_publications_in_place(store: Store) -> None
     bad: bytes = None  # type: ignore[assignment]  # NOT NULL fails mid-transaction
     with pytest.raises(StoreError):
         fed.enqueue(seq, [("https://x/ap/1", b"{}", "nlp", "https://a.example/inbox"),
-                          ("https://x/ap/1", bad, "nlp", "https://b.example/inbox")], at(1))
+                          ("https://x/ap/2", bad, "nlp", "https://b.example/inbox")], at(1))
     assert [s for s, _ in fed.take_publications(10)] == [seq]
     assert fed.queue_stats(at(1)) == (0, None)
 
@@ -320,7 +341,7 @@ def test_claims_take_due_deliveries_oldest_first_and_hold_them(store: Store) -> 
         ("https://a.example/inbox", 0, T0, T0), ("https://b.example/inbox", 0, at(1), at(1))]
     assert first[0] == Delivery(id=first[0].id, activity_id="https://feeds.example.org/ap/a/1",
                                 inbox="https://a.example/inbox",
-                                body=b"body https://a.example/inbox", signer="nlp", attempts=0,
+                                body=b"body of https://feeds.example.org/ap/a/1", signer="nlp", attempts=0,
                                 created_at=T0, next_at=T0)
     assert [d.inbox for d in fed.claim_deliveries(at(5), 10, "two", 600)] == [
         "https://c.example/inbox"]

@@ -55,13 +55,18 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(), nullable=False),
         sqlite_autoincrement=True,
     )
+    op.create_table(  # each activity's body once, however many inboxes it goes to
+        "ap_activities",
+        sa.Column("id", sa.String(1000), primary_key=True),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("signer", sa.String(100), nullable=False),
+        sa.Column("created", sa.DateTime(), nullable=False),
+    )
     op.create_table(
         "ap_deliveries",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("activity_id", sa.String(1000), nullable=False),
         sa.Column("inbox", sa.String(1000), nullable=False),
-        sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.Column("signer", sa.String(100), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created", sa.DateTime(), nullable=False),
         sa.Column("next_at", sa.DateTime(), nullable=False),
@@ -77,6 +82,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_ap_deliveries_next_at", table_name="ap_deliveries")
     op.drop_table("ap_deliveries")
+    op.drop_table("ap_activities")
     op.drop_table("ap_publications")
     op.drop_table("ap_remote_actors")
     op.drop_index("ix_ap_followers_shared_inbox", table_name="ap_followers")
