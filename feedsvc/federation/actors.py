@@ -114,6 +114,8 @@ class CategorySource(Protocol):
 
     def categories(self, now: datetime) -> list[tuple[Category, int]]: ...
 
+    def revision(self) -> int: ...
+
 
 class ActorDirectory:
     """The actors of the store's visible categories, and each actor's key pair: generated on
@@ -130,12 +132,21 @@ class ActorDirectory:
         self._pairs: dict[str, tuple[str, str]] = {}
         self._logged: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._kept: tuple[int, ActorSet] | None = None  # (store revision, its actors)
 
     def actors(self, categories: Iterable[Category] | None = None) -> ActorSet:
-        """The actors now (of `categories` when the caller has read them already)."""
-        if categories is None:
-            categories = [c for c, _ in self.store.categories(self.clock())]
-        planned = plan_actors(self.config, categories)
+        """The actors now (of `categories` when the caller has read them already). Read
+        from the store once per store revision: every inbox request asks, and counting the
+        visible categories' entries costs a query over every entry."""
+        if categories is not None:
+            planned = plan_actors(self.config, categories)
+        else:
+            revision = self.store.revision()
+            kept = self._kept
+            if kept is not None and kept[0] == revision:
+                return kept[1]
+            planned = plan_actors(self.config, [c for c, _ in self.store.categories(self.clock())])
+            self._kept = (revision, planned)
         self._log_unfollowable(planned.unfollowable)
         return planned
 

@@ -73,8 +73,7 @@ class Inbox:
 
     def receive(self, handle: str | None, request: InboxRequest) -> InboxAnswer:
         """One POST to the inbox of `handle` (None: the shared inbox)."""
-        actors = self.directory.actors()
-        if handle is not None and actors.get(handle) is None:
+        if handle is not None and self.directory.actors().get(handle) is None:
             return InboxAnswer(404, "not_found", f"no actor {handle!r} here")
         if len(request.body) > MAX_BODY_BYTES:
             return InboxAnswer(413, "too_large", "body over 1 MiB")
@@ -102,7 +101,7 @@ class Inbox:
         if activity.get("actor") != signer.id:
             return InboxAnswer(401, "bad_signature", "signed by a key of another actor than "
                                                      "the activity's")
-        return self._act(handle, activity, signer, actors.all)
+        return self._act(handle, activity, signer, self.directory.actors().all)
 
     # -- signature ---------------------------------------------------------------------
 

@@ -160,6 +160,9 @@ class Categories:
     def categories(self, now: dt.datetime) -> list[tuple[Category, int]]:
         return self.listed
 
+    def revision(self) -> int:
+        return len(self.listed)
+
 
 def directory(keys: MemoryKeys, generated: list[int],
               categories: tuple[Category, ...] = ()) -> ActorDirectory:
